@@ -1,0 +1,93 @@
+"""The ``mlops-ray`` command line: parse arguments, call one library function each.
+
+User mistakes arrive as ``MlopsError`` and are printed as one paragraph with the
+error's exit code; a traceback is shown only for bugs (or with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from mlops_ray import settings
+from mlops_ray.config import Config, dump_config, load_config
+from mlops_ray.errors import MlopsError
+
+app = typer.Typer(help="Train, register and serve models on Ray, tracked in MLflow.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigPath = Annotated[Path, typer.Argument(help="YAML config, e.g. configs/quickstart.yaml")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a field: --set train.epochs=5 (repeatable)")
+]
+
+
+class _State:
+    debug = False
+
+
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for every error.")] = False) -> None:
+    _State.debug = debug
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run ``action``; turn user errors into one paragraph and an exit code."""
+    try:
+        return action()
+    except MlopsError as exc:
+        if _State.debug:
+            raise
+        err_console.print(f"[bold red]{exc.kind}:[/] {exc.paragraph()}", soft_wrap=True, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("Interrupted; shut down cleanly.")
+        raise typer.Exit(130) from None
+
+
+def _load(path: Path, overrides: list[str] | None) -> Config:
+    return load_config(path, overrides or ())
+
+
+@config_app.command("show")
+def config_show(config: ConfigPath, set_: Overrides = None) -> None:
+    """Print the resolved config: the file, the overrides and every default."""
+    resolved = _guard(lambda: _load(config, set_))
+    console.print(dump_config(resolved), end="", highlight=False, markup=False)
+    console.print(f"# tracking URI in effect: {settings.tracking_uri(resolved.tracking.uri)}", highlight=False)
+    address = settings.ray_address(resolved.ray.address) or "embedded local Ray"
+    console.print(f"# Ray in effect: {address}", highlight=False)
+
+
+@app.command()
+def run(
+    config: ConfigPath,
+    set_: Overrides = None,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep the endpoint up until Ctrl-C.")] = False,
+) -> None:
+    """Run the whole chain: data -> train -> evaluate -> register -> serve -> predict."""
+    from mlops_ray import pipeline
+    from mlops_ray.reporting import StageReporter
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for noisy in ("mlflow", "ray.serve", "ray.data", "ray.train"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    resolved = _guard(lambda: _load(config, set_))
+    _guard(lambda: pipeline.run(resolved, StageReporter(console), keep_serving=serve))
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,209 @@
+"""Validated configuration: one frozen pydantic model per config section.
+
+Every command reads one YAML file into ``Config``. Models forbid unknown keys so a
+typo (``epochz``) fails loudly, with the key path and the closest valid key, instead
+of silently training with a default. ``--set a.b=c`` overrides are parsed as YAML
+scalars and validated exactly like the file, so they get the same type checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlops_ray.errors import ConfigError
+
+CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "log_loss")
+
+
+class Section(BaseModel):
+    """Base of every section: immutable, and unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(Section):
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _leave_rows_for_training(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:.2f} "
+                "leaves less than 10% of rows for training"
+            )
+        return self
+
+
+class DataConfig(Section):
+    source: str = Field(
+        "sklearn:breast_cancer",
+        description="'sklearn:<name>' for a bundled sample, or a CSV/Parquet path",
+    )
+    label: str | None = Field(None, description="label column; bundled samples know theirs")
+    split: SplitConfig = SplitConfig()
+    standardize: bool = True
+
+
+class ModelConfig(Section):
+    name: Literal["mlp"] = "mlp"
+    hidden_sizes: tuple[int, ...] = Field((64, 32), min_length=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class TrainConfig(Section):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    seed: int = 42
+    cache_shard_mb: float = Field(256, ge=0, description="keep a worker's shard in memory below this size")
+    storage_path: str = Field(".mlops-ray/ray_results", description="Ray Train checkpoints and results")
+
+
+class TuneConfig(Section):
+    num_samples: int = Field(8, ge=1)
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    max_concurrent_trials: int = Field(2, ge=1)
+
+
+class EvaluateConfig(Section):
+    metrics: tuple[Literal[CLASSIFICATION_METRICS], ...] = CLASSIFICATION_METRICS  # type: ignore[valid-type]
+
+
+class RegistryConfig(Section):
+    model_name: str = Field("quickstart-breast-cancer", min_length=1, pattern=r"^[A-Za-z0-9][\w.-]*$")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][\w-]*$")
+
+
+class ServeConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    app_name: str = "mlops-ray"
+    num_replicas: int = Field(1, ge=1)
+    cpus_per_replica: float = Field(0.5, gt=0)
+    max_rows_per_request: int = Field(1000, ge=1)
+
+
+class TrackingConfig(Section):
+    uri: str | None = Field(None, description="MLflow tracking URI; else $MLFLOW_TRACKING_URI, else ./mlflow.db")
+    experiment: str = Field("mlops-ray", min_length=1)
+    artifact_location: str = Field("mlartifacts", description="where a new experiment stores artifacts")
+
+
+class RayConfig(Section):
+    address: str | None = Field(None, description="cluster address; else $RAY_ADDRESS, else embedded Ray")
+    num_cpus: float | None = Field(None, gt=0, description="logical CPUs of the embedded Ray")
+    num_gpus: int | None = Field(None, ge=0)
+    include_dashboard: bool = True
+    log_to_driver: bool = Field(False, description="stream worker logs to the terminal (they are always in /tmp/ray)")
+
+
+class Config(Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tune: TuneConfig | None = None
+    evaluate: EvaluateConfig = EvaluateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    ray: RayConfig = RayConfig()
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read ``path``, apply ``key.path=value`` overrides, and validate the result."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError("config file not found", where=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"is not valid YAML ({exc})".replace("\n", " "), where=str(path)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"must be a YAML mapping of sections, got {type(raw).__name__}", where=str(path))
+    origins = {}
+    for override in overrides:
+        key = apply_override(raw, override)
+        origins[key] = f"--set {override}"
+    return validate_config(raw, source=str(path), origins=origins)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> str:
+    """Set ``a.b.c=value`` in the nested dict ``raw``; return the key path."""
+    key, sep, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError("expected KEY.PATH=VALUE, e.g. train.epochs=5", where=f"--set {override}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{'.'.join(parts[: i + 1])}' is a value, not a section", where=f"--set {override}")
+        node = child
+    node[parts[-1]] = value
+    return ".".join(parts)
+
+
+def validate_config(raw: dict[str, Any], source: str = "config", origins: dict[str, str] | None = None) -> Config:
+    """Validate a nested dict; turn pydantic's errors into one ConfigError paragraph."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(err, origins or {}) for err in exc.errors()]
+        raise ConfigError(
+            f"{len(problems)} problem(s): " + "; ".join(problems) + ".",
+            where=source,
+            hint="Run `mlops-ray config show CONFIG` to see every section with its defaults.",
+        ) from None
+
+
+def _describe(err: Any, origins: dict[str, str]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    origin = f" (from {origins[key]})" if key in origins else ""
+    if err["type"] == "extra_forbidden":
+        valid = _field_names_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+        suggestion = f"did you mean '{'.'.join([*loc[:-1], close[0]])}'" if close else f"valid keys: {', '.join(valid)}"
+        return f"'{key}' is not a known key{origin}, {suggestion}"
+    given = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"'{key}' {msg}{given}{origin}" if key else f"{msg}{origin}"
+
+
+def _field_names_at(loc: list[str]) -> list[str]:
+    """The valid keys of the section reached by following ``loc`` from ``Config``."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        nested = [
+            t
+            for t in (field.annotation, *get_args(field.annotation))
+            if isinstance(t, type) and issubclass(t, BaseModel)
+        ]
+        if not nested:
+            return []
+        model = nested[0]
+    return sorted(model.model_fields)
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, every default filled in."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,108 @@
+"""The data stage: source -> checked columns -> seeded split -> fitted preprocessing.
+
+Splitting happens before any statistic is computed, so nothing about the
+validation or test rows leaks into the scaler. The train and validation splits
+stay Ray Datasets (Ray Train shards them per worker); the test split is small and
+kept as raw rows so that evaluation runs the packaged model exactly as served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import ray.data
+
+from mlops_ray.config import DataConfig
+from mlops_ray.data.preprocessing import Preprocessing
+from mlops_ray.data.sources import load_source
+from mlops_ray.errors import DataError
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    train: ray.data.Dataset
+    val: ray.data.Dataset
+    test_frame: pd.DataFrame
+    preprocessing: Preprocessing
+    label: str
+    class_names: tuple[str, ...]
+    source_uri: str
+    row_counts: dict[str, int]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.preprocessing.features
+
+
+def prepare_data(config: DataConfig) -> PreparedData:
+    source = load_source(config.source, config.label)
+    features = _feature_columns(source.dataset.schema(), source.label, config.source)
+    classes = _class_labels(source.dataset, source.label)
+    split = config.split
+    train_fraction = 1.0 - split.val_fraction - split.test_fraction
+    train, val, test = source.dataset.random_shuffle(seed=split.seed).split_proportionately(
+        [train_fraction, split.val_fraction]
+    )
+    preprocessing = Preprocessing.fit(train, features, config.standardize)
+    to_tensors = _TensorColumns(preprocessing, source.label)
+    class_names = source.class_names or tuple(str(c) for c in classes)
+    return PreparedData(
+        train=train.map_batches(to_tensors, batch_format="pandas").materialize(),
+        val=val.map_batches(to_tensors, batch_format="pandas").materialize(),
+        test_frame=test.to_pandas(),
+        preprocessing=preprocessing,
+        label=source.label,
+        class_names=class_names,
+        source_uri=source.uri,
+        row_counts={"train": train.count(), "val": val.count(), "test": test.count()},
+    )
+
+
+def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> list[str]:
+    names = list(schema.names)
+    if label not in names:
+        raise DataError(
+            f"label column '{label}' not found; the columns are: {', '.join(names)}",
+            where=f"data.label (source {source})",
+        )
+    types = dict(zip(schema.names, schema.types, strict=True))
+    non_numeric = [n for n in names if n != label and not _is_numeric(types[n])]
+    if non_numeric:
+        raise DataError(
+            f"only numeric feature columns are supported so far; non-numeric: {', '.join(non_numeric)}",
+            where=f"data.source={source!r}",
+        )
+    return [n for n in names if n != label]
+
+
+def _is_numeric(arrow_type: object) -> bool:
+    return isinstance(arrow_type, pa.DataType) and (
+        pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
+    )
+
+
+def _class_labels(dataset: ray.data.Dataset, label: str) -> list[int]:
+    values = sorted(dataset.unique(label))
+    if len(values) < 2:
+        raise DataError(f"label column '{label}' has a single class {values}; nothing to learn", where="data.label")
+    if values != list(range(len(values))):
+        shown = ", ".join(map(repr, values[:10]))
+        raise DataError(
+            f"label column '{label}' must hold class indices 0..K-1; found {shown}",
+            where="data.label",
+        )
+    return values
+
+
+class _TensorColumns:
+    """Ray Data batch function: raw columns -> {'x': float32 matrix, 'y': int64}."""
+
+    def __init__(self, preprocessing: Preprocessing, label: str):
+        self.preprocessing = preprocessing
+        self.label = label
+
+    def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {"x": self.preprocessing.transform(batch), "y": batch[self.label].to_numpy(dtype=np.int64)}
