@@ -1,0 +1,129 @@
+"""The quickstart end to end: real Ray Train, real MLflow (temp SQLite), real HTTP.
+
+The pipeline runs in-process on the session's Ray. Afterwards the MLflow store is
+inspected directly, and the registered champion is served again to probe the HTTP
+contract (metadata, bad requests) the way a client would.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+from rich.console import Console
+
+from mlops_ray import pipeline
+from mlops_ray.config import load_config
+from mlops_ray.reporting import StageReporter
+from mlops_ray.serve import deploy_model
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+EPOCHS = 4
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[pipeline.PipelineResult, str, str]:
+    tmp = tmp_path_factory.mktemp("quickstart")
+    tracking = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        [
+            f"train.epochs={EPOCHS}",
+            f"train.storage_path={tmp / 'ray_results'}",
+            f"tracking.uri={tracking}",
+            f"tracking.artifact_location={tmp / 'artifacts'}",
+            f"serve.port={free_port()}",
+        ],
+    )
+    out = io.StringIO()
+    result = pipeline.run(config, StageReporter(Console(file=out, width=120)))
+    return result, tracking, out.getvalue()
+
+
+def test_pipeline_prints_stages_and_summary(quickstart: tuple) -> None:
+    result, _, output = quickstart
+    for stage in ("connect", "data", "train", "evaluate", "register", "serve", "predict"):
+        assert f"✓ {stage}" in output
+        assert result.stage_seconds[stage] >= 0
+    assert result.run_id in output
+    assert "@champion" in output
+    assert result.prediction["predictions"][0]["predicted_class"] in ("malignant", "benign")
+
+
+def test_model_is_good_on_held_out_rows(quickstart: tuple) -> None:
+    result, _, _ = quickstart
+    assert result.test_metrics["test_accuracy"] > 0.85
+    assert result.test_metrics["test_roc_auc"] > 0.9
+
+
+def test_mlflow_holds_run_params_epoch_metrics_and_champion(quickstart: tuple) -> None:
+    result, tracking, _ = quickstart
+    client = MlflowClient(tracking)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.epochs"] == str(EPOCHS)
+    assert run.data.params["data.source"] == "sklearn:breast_cancer"
+    history = client.get_metric_history(result.run_id, "val_loss")
+    assert sorted(m.step for m in history) == list(range(1, EPOCHS + 1))
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result.test_metrics["test_accuracy"])
+    version = client.get_model_version_by_alias("quickstart-breast-cancer", "champion")
+    assert str(version.version) == result.model.version
+    assert version.run_id == result.run_id
+    assert version.tags["data.source"] == "sklearn:breast_cancer"
+    assert len(version.tags["config.sha256"]) == 64
+
+
+def test_registered_model_carries_signature_example_and_preprocessing(quickstart: tuple) -> None:
+    result, tracking, _ = quickstart
+    mlflow.set_tracking_uri(tracking)
+    model = mlflow.pyfunc.load_model(result.model.uri)
+    inputs = model.metadata.get_input_schema().input_names()
+    assert "mean_radius" in inputs and len(inputs) == 30
+    assert model.metadata.saved_input_example_info is not None
+    example = mlflow.models.Model.load(result.model.uri).load_input_example()
+    out = model.predict(example)
+    assert set(out.columns) == {"predicted_class", "probability_malignant", "probability_benign"}
+    assert ((out["probability_malignant"] + out["probability_benign"]) - 1).abs().max() < 1e-5
+
+
+def test_endpoint_was_shut_down_after_the_run(quickstart: tuple) -> None:
+    result, _, _ = quickstart
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{result.endpoint_url}/healthz", timeout=5)
+
+
+def test_champion_endpoint_contract_over_http(quickstart: tuple) -> None:
+    result, tracking, _ = quickstart
+    config = load_config(ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}"])
+    endpoint = deploy_model(result.model.name, "champion", tracking, config.serve)
+    try:
+        meta = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
+        assert meta["model_version"] == result.model.version
+        row = {name: 1.0 for name in meta["features"]}
+        ok = requests.post(f"{endpoint.url}/predict", json={"records": [row, row]}, timeout=10)
+        assert ok.status_code == 200
+        assert ok.json()["model_version"] == result.model.version
+        assert len(ok.json()["predictions"]) == 2
+
+        missing = dict(row)
+        del missing["mean_radius"]
+        bad = requests.post(f"{endpoint.url}/predict", json={"records": [missing]}, timeout=10)
+        assert bad.status_code == 422
+        assert "mean_radius" in bad.text and "Traceback" not in bad.text
+
+        extra = requests.post(f"{endpoint.url}/predict", json={"records": [row], "x": 1}, timeout=10)
+        assert extra.status_code == 422
+
+        not_a_number = requests.post(f"{endpoint.url}/predict", json={"records": [{**row, "mean_radius": "a"}]})
+        assert not_a_number.status_code == 422
+        empty = requests.post(f"{endpoint.url}/predict", json={"records": []}, timeout=10)
+        assert empty.status_code == 422
+    finally:
+        endpoint.shutdown()
