@@ -8,7 +8,6 @@ times them, and hands the result to the reporter.
 from __future__ import annotations
 
 import hashlib
-import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ from mlops_ray.evaluate import classification_metrics
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
-from mlops_ray.serve import deploy_model
+from mlops_ray.serve import deploy_model, wait_for_stop_signal
 from mlops_ray.train import train_model
 
 
@@ -40,7 +39,7 @@ class PipelineResult:
 
 
 def run(config: Config, reporter: StageReporter | None = None, keep_serving: bool = False) -> PipelineResult:
-    """Run the whole chain; with ``keep_serving`` block serving until Ctrl-C."""
+    """Run the whole chain; with ``keep_serving`` serve until SIGINT/SIGTERM, then shut down."""
     if config.tune is not None:
         raise ConfigError("sweeps are not part of `mlops-ray run` yet; remove the section", where="tune")
     reporter = reporter or StageReporter()
@@ -114,7 +113,8 @@ def _stages(
         reporter.summary(result)
         if keep_serving:
             reporter.console.print(f"Serving {model.uri} at {endpoint.url}/predict — press Ctrl-C to stop.")
-            threading.Event().wait()
+            stopped_by = wait_for_stop_signal()
+            reporter.console.print(f"{stopped_by} received: stopping the endpoint.")
     finally:
         endpoint.shutdown()
     return result

@@ -52,12 +52,13 @@ def ray_session(config: RayConfig) -> Iterator[RayInfo]:
     for key, value in WORKER_ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    address = settings.ray_address(config.address)
+    if address:
+        _probe_ray(address)  # even before reusing a live Ray: a named address must exist
     if ray.is_initialized():
         yield RayInfo(ray.get_runtime_context().gcs_address, None, embedded=False)
         return
-    address = settings.ray_address(config.address)
     if address:
-        _probe_ray(address)
         kwargs: dict[str, object] = {"address": address}
     else:
         kwargs = {

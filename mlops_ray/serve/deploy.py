@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,30 @@ class Endpoint:
 
     def shutdown(self) -> None:
         serve.shutdown()
+
+
+def wait_for_stop_signal() -> str:
+    """Block until SIGINT (Ctrl-C) or SIGTERM; return the signal's name.
+
+    Handlers are installed explicitly: a process started from a non-interactive
+    shell in the background inherits SIGINT as *ignored*, and a server must still
+    stop on ``kill -INT`` / ``kill -TERM``. The previous handlers are restored.
+    """
+    received: list[str] = []
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(timeout=0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return received[0]
 
 
 def deploy_model(name: str, alias: str, tracking_uri: str, config: ServeConfig) -> Endpoint:

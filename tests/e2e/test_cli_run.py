@@ -1,37 +1,65 @@
-"""``mlops-ray run`` exactly as a user types it: a subprocess with its own embedded Ray.
+"""``mlops-ray run --serve`` exactly as a user types it: a subprocess with its own embedded Ray.
 
-This is the one test that starts a second Ray; it checks the exit code, the printed
-summary and that the default tracking store lands in the working directory.
+This is the one test that starts a second Ray. It waits for the summary, calls the
+endpoint that ``--serve`` keeps up over real HTTP, presses Ctrl-C (SIGINT), and checks
+the clean exit (0), that the endpoint is gone, and that the default tracking store landed
+in the working directory.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+READY = "press Ctrl-C to stop"
 pytestmark = pytest.mark.slow
 
 
-def test_mlops_ray_run_quickstart_from_a_fresh_directory(tmp_path: Path) -> None:
+def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    env["PYTHONUNBUFFERED"] = "1"
+    port = free_port()
     cli = Path(sys.executable).with_name("mlops-ray")
     command = [
-        str(cli), "run", str(ROOT / "configs" / "quickstart.yaml"),
-        "--set", "train.epochs=2", "--set", f"serve.port={free_port()}", "--set", "ray.include_dashboard=false",
+        str(cli), "run", str(ROOT / "configs" / "quickstart.yaml"), "--serve",
+        "--set", "train.epochs=2", "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
+    log = tmp_path / "output.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 600
+            while READY not in log.read_text():
+                assert process.poll() is None, log.read_text()[-4000:]
+                assert time.monotonic() < deadline, "no endpoint within 600 s"
+                time.sleep(1)
+            meta = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
+            row = {name: 0.0 for name in meta["features"]}
+            answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
+            assert answer.status_code == 200
+            assert answer.json()["model_version"] == "1"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=120) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log.read_text()
     assert "quickstart-breast-cancer version 1 @champion" in output
-    assert "prediction" in output and "true:" in output
+    assert "true:" in output and "Traceback" not in output
+    assert "SIGINT received: stopping the endpoint." in output
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("quickstart-breast-cancer", "champion").version) == "1"
     assert (tmp_path / "mlartifacts").is_dir()
