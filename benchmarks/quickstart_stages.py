@@ -36,6 +36,7 @@ from mlops_ray import pipeline
 from mlops_ray.config import ModelConfig, load_config
 from mlops_ray.models import ModelSpec, build_model
 from mlops_ray.reporting import StageReporter
+from mlops_ray.runtime import quiet_library_logs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +55,7 @@ def run_ours(epochs: int, workdir: Path) -> dict[str, float]:
             f"serve.port={port}",
         ],
     )
+    quiet_library_logs()
     reporter = StageReporter(Console(file=io.StringIO()))
     result = pipeline.run(config, reporter)
     return {**result.stage_seconds, "test_accuracy": result.test_metrics["test_accuracy"]}

@@ -6,8 +6,6 @@ error's exit code; a traceback is shown only for bugs (or with ``--debug``).
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -80,10 +78,9 @@ def run(
     """Run the whole chain: data -> train -> evaluate -> register -> serve -> predict."""
     from mlops_ray import pipeline
     from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for noisy in ("mlflow", "ray.serve", "ray.data", "ray.train"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_library_logs()
     resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: pipeline.run(resolved, StageReporter(console), keep_serving=serve))
 

@@ -47,6 +47,13 @@ class TrackingInfo:
     ui_hint: str
 
 
+def quiet_library_logs() -> None:
+    """Keep the terminal to the stage lines: library INFO chatter and progress bars off."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for noisy in ("mlflow", "ray.serve", "ray.data", "ray.train"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 @contextmanager
 def ray_session(config: RayConfig) -> Iterator[RayInfo]:
     for key, value in WORKER_ENV_DEFAULTS.items():
