@@ -9,6 +9,7 @@ checkpoint and logs to MLflow: one writer keeps the SQLite store safe.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,6 @@ class _EpochLogger:
         self.run_id = run_id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
