@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from mlops_ray import settings
 from mlops_ray.config import Config, dump_config, load_config
@@ -21,6 +22,8 @@ from mlops_ray.errors import MlopsError
 app = typer.Typer(help="Train, register and serve models on Ray, tracked in MLflow.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Inspect a config's data source.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -67,6 +70,42 @@ def config_show(config: ConfigPath, set_: Overrides = None) -> None:
     console.print(f"# tracking URI in effect: {settings.tracking_uri(resolved.tracking.uri)}", highlight=False)
     address = settings.ray_address(resolved.ray.address) or "embedded local Ray"
     console.print(f"# Ray in effect: {address}", highlight=False)
+
+
+@data_app.command("fingerprint")
+def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
+    """Content digest of the source: same rows in any files or order give the same digest."""
+    from mlops_ray.data.inspection import fingerprint_source
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    uri, result = _guard(lambda: fingerprint_source(resolved))
+    table = Table(title=f"fingerprint of {uri}", show_header=False, title_justify="left")
+    table.add_row("digest", result.digest)
+    table.add_row("rows", str(result.rows))
+    table.add_row("columns", ", ".join(result.columns))
+    console.print(table)
+
+
+@data_app.command("profile")
+def data_profile(config: ConfigPath, set_: Overrides = None) -> None:
+    """Per-column counts, nulls, min/max/mean and most frequent categories."""
+    from mlops_ray.data.inspection import profile_source
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    uri, result = _guard(lambda: profile_source(resolved))
+    table = Table(title=f"profile of {uri}: {result.rows} rows", title_justify="left")
+    for heading in ("column", "kind", "non-null", "nulls", "min", "max", "mean", "top values"):
+        text = heading in ("column", "kind", "top values")
+        table.add_column(heading, justify="left" if text else "right", no_wrap=heading != "top values")
+    for c in result.columns:
+        numbers = [f"{v:.4g}" if v is not None else "" for v in (c.min, c.max, c.mean)]
+        top = ", ".join(f"{value} ({count})" for value, count in c.top)
+        table.add_row(c.name, c.kind, str(c.count), str(c.nulls), *numbers, top)
+    console.print(table)
 
 
 @app.command()

@@ -41,12 +41,29 @@ class SplitConfig(Section):
         return self
 
 
+class SyntheticConfig(Section):
+    """Shape of a ``synthetic:classification`` source (generated in parallel, no download)."""
+
+    rows: int = Field(10_000, ge=10)
+    features: int = Field(8, ge=1, description="numeric feature columns")
+    categoricals: int = Field(2, ge=0, description="string feature columns")
+    categories: int = Field(4, ge=2, description="distinct values per string column")
+    classes: int = Field(2, ge=2)
+    missing_fraction: float = Field(0.0, ge=0, lt=1, description="share of feature values left empty")
+    seed: int = 0
+
+
 class DataConfig(Section):
     source: str = Field(
         "sklearn:breast_cancer",
-        description="'sklearn:<name>' for a bundled sample, or a CSV/Parquet path",
+        description="'sklearn:<name>', 'synthetic:classification', or a CSV/Parquet/JSON-lines file, "
+        "directory or glob, local or any URI pyarrow reads (s3://, gs://, ...)",
+    )
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        None, description="file format; inferred from the file names when not given"
     )
     label: str | None = Field(None, description="label column; bundled samples know theirs")
+    synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
     standardize: bool = True
 

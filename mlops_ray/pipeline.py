@@ -18,7 +18,7 @@ from mlops_ray.config import Config, dump_config
 from mlops_ray.data import prepare_data
 from mlops_ray.errors import ConfigError
 from mlops_ray.evaluate import classification_metrics
-from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
+from mlops_ray.registry import RegisteredModel, log_dataset_input, log_packaged_model, register_model
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
@@ -65,13 +65,13 @@ def _stages(
 ) -> PipelineResult:
     with reporter.stage("data", f"reading {config.data.source}, splitting, fitting preprocessing") as stage:
         data = prepare_data(config.data)
-        stage.detail = f"{sum(data.row_counts.values())} rows -> " + ", ".join(
-            f"{k} {v}" for k, v in data.row_counts.items()
-        )
+        counts = ", ".join(f"{k} {v}" for k, v in data.row_counts.items())
+        stage.detail = f"{data.fingerprint.rows} rows -> {counts}; fingerprint {data.fingerprint.digest[:12]}"
     with mlflow.start_run(run_name=f"{config.registry.model_name}-train") as active:
         run_id = active.info.run_id
         mlflow.log_params(_flatten(config.model_dump(mode="json")))
         mlflow.log_text(config_text, "config.yaml")
+        log_dataset_input(data)
         with reporter.stage(
             "train", f"{config.train.num_workers} Ray Train workers, {config.train.epochs} epochs"
         ) as stage:
@@ -90,6 +90,7 @@ def _stages(
         with reporter.stage("register", f"registering {config.registry.model_name}") as stage:
             tags = {
                 "data.source": data.source_uri,
+                "data.fingerprint": data.fingerprint.digest,
                 "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
                 "mlops_ray.version": __version__,
             }

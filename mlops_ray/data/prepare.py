@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import ray.data
 
 from mlops_ray.config import DataConfig
+from mlops_ray.data.fingerprint import Fingerprint, fingerprint
 from mlops_ray.data.preprocessing import Preprocessing
+from mlops_ray.data.profile import DatasetProfile, is_numeric, profile
 from mlops_ray.data.sources import load_source
 from mlops_ray.errors import DataError
 
@@ -31,6 +32,9 @@ class PreparedData:
     class_names: tuple[str, ...]
     source_uri: str
     row_counts: dict[str, int]
+    fingerprint: Fingerprint
+    profile: DatasetProfile
+    schema: ray.data.Schema
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -38,7 +42,7 @@ class PreparedData:
 
 
 def prepare_data(config: DataConfig) -> PreparedData:
-    source = load_source(config.source, config.label)
+    source = load_source(config)
     features = _feature_columns(source.dataset.schema(), source.label, config.source)
     classes = _class_labels(source.dataset, source.label)
     split = config.split
@@ -58,6 +62,9 @@ def prepare_data(config: DataConfig) -> PreparedData:
         class_names=class_names,
         source_uri=source.uri,
         row_counts={"train": train.count(), "val": val.count(), "test": test.count()},
+        fingerprint=fingerprint(source.dataset),
+        profile=profile(source.dataset),
+        schema=source.dataset.schema(),
     )
 
 
@@ -69,19 +76,13 @@ def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> list[s
             where=f"data.label (source {source})",
         )
     types = dict(zip(schema.names, schema.types, strict=True))
-    non_numeric = [n for n in names if n != label and not _is_numeric(types[n])]
+    non_numeric = [n for n in names if n != label and not is_numeric(types[n])]
     if non_numeric:
         raise DataError(
             f"only numeric feature columns are supported so far; non-numeric: {', '.join(non_numeric)}",
             where=f"data.source={source!r}",
         )
     return [n for n in names if n != label]
-
-
-def _is_numeric(arrow_type: object) -> bool:
-    return isinstance(arrow_type, pa.DataType) and (
-        pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
-    )
 
 
 def _class_labels(dataset: ray.data.Dataset, label: str) -> list[int]:

@@ -1,12 +1,15 @@
 """Turn ``data.source`` into a Ray Dataset plus the label column's name.
 
-Bundled samples (``sklearn:<name>``) ship with scikit-learn, so the quickstart never
-downloads anything. Their column names are made snake_case so that they can be
-typed as JSON keys in a request without quoting spaces.
+Sources: bundled scikit-learn samples (``sklearn:<name>``), the generator
+(``synthetic:classification``), and CSV / Parquet / JSON-lines tables given as one
+file, a directory or a glob, on local disk or any URI pyarrow reads. Nothing is
+read on the driver except the small bundled samples. Sample column names are made
+snake_case so they can be typed as JSON keys in a request.
 """
 
 from __future__ import annotations
 
+import glob
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,9 @@ import pandas as pd
 import ray.data
 from sklearn import datasets
 
+from mlops_ray.config import DataConfig
+from mlops_ray.data.synthetic import LABEL as SYNTHETIC_LABEL
+from mlops_ray.data.synthetic import synthetic_classification
 from mlops_ray.errors import DataError
 
 SAMPLES: dict[str, Callable[..., object]] = {
@@ -24,7 +30,12 @@ SAMPLES: dict[str, Callable[..., object]] = {
     "iris": datasets.load_iris,
 }
 SAMPLE_LABEL = "target"
-READERS = {".csv": ray.data.read_csv, ".parquet": ray.data.read_parquet}
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+READERS: dict[str, Callable[[list[str]], ray.data.Dataset]] = {
+    "csv": lambda paths: ray.data.read_csv(paths),
+    "parquet": lambda paths: ray.data.read_parquet(paths),
+    "jsonl": lambda paths: ray.data.read_json(paths, lines=True),
+}
 
 
 @dataclass(frozen=True)
@@ -35,35 +46,67 @@ class LoadedSource:
     class_names: tuple[str, ...] | None
 
 
-def load_source(source: str, label: str | None) -> LoadedSource:
-    """Read the configured source; fail early, naming the source, if it cannot be read."""
+def load_source(config: DataConfig) -> LoadedSource:
+    """Open the configured source lazily; fail early, naming it, if it cannot be found."""
+    source = config.source
     if source.startswith("sklearn:"):
-        return _load_sample(source.removeprefix("sklearn:"), label)
-    path = Path(source)
-    reader = READERS.get(path.suffix.lower())
-    if reader is None:
+        return _load_sample(source.removeprefix("sklearn:"), config.label)
+    if source.startswith("synthetic:"):
+        if source != "synthetic:classification":
+            raise DataError("unknown generator; use 'synthetic:classification'", where=f"data.source={source!r}")
+        _require_label(config.label in (None, SYNTHETIC_LABEL), f"the generator's label is '{SYNTHETIC_LABEL}'")
+        return LoadedSource(synthetic_classification(config.synthetic), SYNTHETIC_LABEL, source, None)
+    paths, uri = _resolve_paths(source)
+    file_format = config.format or _infer_format(paths, source)
+    if config.label is None:
+        raise DataError("a file source needs its label column named in data.label", where="data.label")
+    return LoadedSource(READERS[file_format](paths), config.label, uri, None)
+
+
+def _resolve_paths(source: str) -> tuple[list[str], str]:
+    """Local files, directories and globs are checked here; remote URIs are left to pyarrow."""
+    if "://" in source and not source.startswith("file://"):
+        return [source], source
+    local = source.removeprefix("file://")
+    if glob.has_magic(local):
+        matches = sorted(glob.glob(local, recursive=True))
+        if not matches:
+            raise DataError("no file matches this pattern", where=f"data.source={source!r}")
+        return [str(Path(m).resolve()) for m in matches], source
+    path = Path(local)
+    if not path.exists():
+        raise DataError("no such file or directory", where=f"data.source={source!r}")
+    if path.is_dir() and not any(p.is_file() and not p.name.startswith((".", "_")) for p in path.rglob("*")):
+        raise DataError("the directory holds no data files", where=f"data.source={source!r}")
+    return [str(path.resolve())], path.resolve().as_uri()
+
+
+def _infer_format(paths: list[str], source: str) -> str:
+    candidates = [paths[0]] if not Path(paths[0]).is_dir() else [str(p) for p in Path(paths[0]).rglob("*.*")]
+    formats = {SUFFIXES.get(Path(p).suffix.lower()) for p in [*candidates, *paths[1:]]} - {None}
+    if len(formats) != 1:
+        found = ", ".join(sorted(f for f in formats if f)) or "none recognised"
         raise DataError(
-            f"unsupported source; use 'sklearn:<{'|'.join(SAMPLES)}>' or a file ending in {' or '.join(READERS)}",
+            f"cannot tell the file format (found: {found}); name it in data.format (csv, parquet or jsonl)",
             where=f"data.source={source!r}",
         )
-    if not path.exists():
-        raise DataError("file not found", where=f"data.source={source!r}")
-    if label is None:
-        raise DataError("a file source needs the label column named in data.label", where="data.label")
-    return LoadedSource(reader(str(path.resolve())), label, path.resolve().as_uri(), None)
+    return formats.pop()  # type: ignore[return-value]
 
 
 def _load_sample(name: str, label: str | None) -> LoadedSource:
     loader = SAMPLES.get(name)
     if loader is None:
         raise DataError(f"unknown sample; choose one of {', '.join(SAMPLES)}", where=f"data.source='sklearn:{name}'")
-    if label not in (None, SAMPLE_LABEL):
-        raise DataError(f"the bundled samples' label is '{SAMPLE_LABEL}'", where=f"data.label={label!r}")
+    _require_label(label in (None, SAMPLE_LABEL), f"the bundled samples' label is '{SAMPLE_LABEL}'")
     bunch = loader(as_frame=True)
     frame: pd.DataFrame = bunch.frame.rename(columns=_snake_case)
-    return LoadedSource(
-        ray.data.from_pandas(frame), SAMPLE_LABEL, f"sklearn:{name}", tuple(map(str, bunch.target_names))
-    )
+    names = tuple(map(str, bunch.target_names))
+    return LoadedSource(ray.data.from_pandas(frame), SAMPLE_LABEL, f"sklearn:{name}", names)
+
+
+def _require_label(ok: bool, message: str) -> None:
+    if not ok:
+        raise DataError(message, where="data.label")
 
 
 def _snake_case(name: str) -> str:

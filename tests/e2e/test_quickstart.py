@@ -78,6 +78,10 @@ def test_mlflow_holds_run_params_epoch_metrics_and_champion(quickstart: tuple) -
     assert version.run_id == result.run_id
     assert version.tags["data.source"] == "sklearn:breast_cancer"
     assert len(version.tags["config.sha256"]) == 64
+    (data_input,) = run.inputs.dataset_inputs
+    assert data_input.dataset.digest == version.tags["data.fingerprint"]
+    assert '"rows": 569' in data_input.dataset.profile
+    assert "mean_radius" in data_input.dataset.schema
 
 
 def test_registered_model_carries_signature_example_and_preprocessing(quickstart: tuple) -> None:

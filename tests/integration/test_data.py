@@ -54,7 +54,7 @@ def test_single_class_label_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_unknown_sample() -> None:
-    with pytest.raises(DataError, match="file not found"):
+    with pytest.raises(DataError, match="no such file or directory"):
         prepare_data(DataConfig(source="nope.csv", label="y"))
     with pytest.raises(DataError, match="unknown sample"):
         prepare_data(DataConfig(source="sklearn:nope"))
