@@ -18,6 +18,7 @@ from mlops_ray.config import DataConfig
 from mlops_ray.data.fingerprint import Fingerprint, fingerprint
 from mlops_ray.data.preprocessing import Preprocessing
 from mlops_ray.data.profile import DatasetProfile, is_numeric, profile
+from mlops_ray.data.read_errors import readable_source_errors
 from mlops_ray.data.sources import load_source
 from mlops_ray.errors import DataError
 
@@ -42,9 +43,14 @@ class PreparedData:
 
 
 def prepare_data(config: DataConfig) -> PreparedData:
+    with readable_source_errors(config.source):
+        return _prepare(config)
+
+
+def _prepare(config: DataConfig) -> PreparedData:
     source = load_source(config)
     features = _feature_columns(source.dataset.schema(), source.label, config.source)
-    classes = _class_labels(source.dataset, source.label)
+    classes = _class_labels(source.dataset, source.label, config.source)
     split = config.split
     train_fraction = 1.0 - split.val_fraction - split.test_fraction
     train, val, test = source.dataset.random_shuffle(seed=split.seed).split_proportionately(
@@ -85,15 +91,18 @@ def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> list[s
     return [n for n in names if n != label]
 
 
-def _class_labels(dataset: ray.data.Dataset, label: str) -> list[int]:
+def _class_labels(dataset: ray.data.Dataset, label: str, source: str) -> list[int]:
     values = sorted(dataset.unique(label))
     if len(values) < 2:
-        raise DataError(f"label column '{label}' has a single class {values}; nothing to learn", where="data.label")
+        raise DataError(
+            f"label column '{label}' has a single class {values}; nothing to learn",
+            where=f"data.label (source {source})",
+        )
     if values != list(range(len(values))):
         shown = ", ".join(map(repr, values[:10]))
         raise DataError(
             f"label column '{label}' must hold class indices 0..K-1; found {shown}",
-            where="data.label",
+            where=f"data.label (source {source})",
         )
     return values
 
