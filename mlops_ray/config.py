@@ -66,6 +66,8 @@ class DataConfig(Section):
     synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
     standardize: bool = True
+    categorical_encoding: Literal["onehot", "ordinal"] = "onehot"
+    max_categories: int = Field(50, ge=1, description="most frequent training values kept per string column")
 
 
 class ModelConfig(Section):

@@ -22,6 +22,7 @@ from mlops_ray.registry import RegisteredModel, log_dataset_input, log_packaged_
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
+from mlops_ray.serve.contract import records_from_frame
 from mlops_ray.train import train_model
 
 
@@ -102,7 +103,7 @@ def _stages(
     try:
         with reporter.stage("predict", "sending one test row over HTTP") as stage:
             row = data.test_frame.iloc[0]
-            response = endpoint.predict([{f: float(row[f]) for f in data.features}])
+            response = endpoint.predict(records_from_frame(data.test_frame.iloc[:1], list(data.features)))
             answer = response["predictions"][0]
             truth = data.class_names[int(row[data.label])]
             label = answer["predicted_class"]

@@ -17,7 +17,7 @@ import ray.data
 from mlops_ray.config import DataConfig
 from mlops_ray.data.fingerprint import Fingerprint, fingerprint
 from mlops_ray.data.preprocessing import Preprocessing
-from mlops_ray.data.profile import DatasetProfile, is_numeric, profile
+from mlops_ray.data.profile import DatasetProfile, is_categorical, is_numeric, profile
 from mlops_ray.data.read_errors import readable_source_errors
 from mlops_ray.data.sources import load_source
 from mlops_ray.errors import DataError
@@ -49,14 +49,21 @@ def prepare_data(config: DataConfig) -> PreparedData:
 
 def _prepare(config: DataConfig) -> PreparedData:
     source = load_source(config)
-    features = _feature_columns(source.dataset.schema(), source.label, config.source)
+    numeric, categorical = _feature_columns(source.dataset.schema(), source.label, config.source)
     classes = _class_labels(source.dataset, source.label, config.source)
     split = config.split
     train_fraction = 1.0 - split.val_fraction - split.test_fraction
     train, val, test = source.dataset.random_shuffle(seed=split.seed).split_proportionately(
         [train_fraction, split.val_fraction]
     )
-    preprocessing = Preprocessing.fit(train, features, config.standardize)
+    preprocessing = Preprocessing.fit(
+        train,
+        numeric,
+        categorical,
+        standardize=config.standardize,
+        encoding=config.categorical_encoding,
+        max_categories=config.max_categories,
+    )
     to_tensors = _TensorColumns(preprocessing, source.label)
     class_names = source.class_names or tuple(str(c) for c in classes)
     return PreparedData(
@@ -74,7 +81,8 @@ def _prepare(config: DataConfig) -> PreparedData:
     )
 
 
-def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> list[str]:
+def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> tuple[list[str], list[str]]:
+    """Split the non-label columns into numeric and categorical (string) features."""
     names = list(schema.names)
     if label not in names:
         raise DataError(
@@ -82,13 +90,14 @@ def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> list[s
             where=f"data.label (source {source})",
         )
     types = dict(zip(schema.names, schema.types, strict=True))
-    non_numeric = [n for n in names if n != label and not is_numeric(types[n])]
-    if non_numeric:
+    features = [n for n in names if n != label]
+    unsupported = [f"{n} ({types[n]})" for n in features if not (is_numeric(types[n]) or is_categorical(types[n]))]
+    if unsupported:
         raise DataError(
-            f"only numeric feature columns are supported so far; non-numeric: {', '.join(non_numeric)}",
+            f"feature columns must be numbers or strings; unsupported: {', '.join(unsupported)}",
             where=f"data.source={source!r}",
         )
-    return [n for n in names if n != label]
+    return [n for n in features if is_numeric(types[n])], [n for n in features if is_categorical(types[n])]
 
 
 def _class_labels(dataset: ray.data.Dataset, label: str, source: str) -> list[int]:

@@ -54,18 +54,25 @@ def profile(dataset: ray.data.Dataset, top_k: int = TOP_K) -> DatasetProfile:
             low, high, mean = (_float(stats[f"{agg}({name})"]) for agg in ("min", "max", "mean"))
             columns.append(ColumnProfile(name, kind, count, rows - count, low, high, mean))
         else:
-            columns.append(ColumnProfile(name, kind, count, rows - count, top=_top_values(dataset, name, top_k)))
+            columns.append(ColumnProfile(name, kind, count, rows - count, top=top_values(dataset, name, top_k)))
     return DatasetProfile(rows, tuple(columns))
 
 
-def _top_values(dataset: ray.data.Dataset, column: str, top_k: int) -> tuple[tuple[str, int], ...]:
+def top_values(dataset: ray.data.Dataset, column: str, top_k: int) -> tuple[tuple[str, int], ...]:
+    """The ``top_k`` most frequent non-null values of ``column`` with their counts, most frequent first."""
     grouped = dataset.select_columns([column]).groupby(column).count()
-    ranked = grouped.sort("count()", descending=True).take(top_k + 1)
+    ranked = grouped.sort(["count()", column], descending=[True, False]).take(top_k + 1)  # ties: by value
     return tuple((str(r[column]), int(r["count()"])) for r in ranked if r[column] is not None)[:top_k]
 
 
 def _float(value: object) -> float | None:
     return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def is_categorical(arrow_type: object) -> bool:
+    return isinstance(arrow_type, pa.DataType) and (
+        pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_dictionary(arrow_type)
+    )
 
 
 def is_numeric(arrow_type: object) -> bool:

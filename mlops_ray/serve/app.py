@@ -50,24 +50,35 @@ class ModelEndpoint:
         if not isinstance(inner, PackagedClassifier):
             raise TypeError(f"{name}/{self.version} is not an mlops-ray packaged model")
         self.features = list(inner.preprocessing.features)
+        self.categorical = {c.name for c in inner.preprocessing.categorical}
         self.classes = list(inner.class_names)
 
     @api.post("/predict")
     def predict(self, request: PredictRequest) -> PredictResponse:
         if len(request.records) > self.max_rows:
             raise HTTPException(422, f"records: {len(request.records)} rows exceed the limit of {self.max_rows}")
-        expected = set(self.features)
-        problems = [
-            f"records[{i}]: missing {sorted(expected - row.keys())}, unknown {sorted(row.keys() - expected)}"
-            for i, row in enumerate(request.records)
-            if row.keys() != expected
-        ]
+        problems = [problem for i, row in enumerate(request.records) for problem in self._row_problems(i, row)]
         if problems:
             raise HTTPException(422, problems)
         output = self.model.predict(pd.DataFrame(request.records, columns=self.features))
         return PredictResponse(
             model_name=self.name, model_version=self.version, predictions=_rows(output, self.classes)
         )
+
+    def _row_problems(self, i: int, row: dict[str, Any]) -> list[str]:
+        expected = set(self.features)
+        problems = []
+        if row.keys() != expected:
+            problems.append(
+                f"records[{i}]: missing {sorted(expected - row.keys())}, unknown {sorted(row.keys() - expected)}"
+            )
+        for name, value in row.items():
+            if value is None or name not in expected:
+                continue
+            if (name in self.categorical) != isinstance(value, str):
+                wanted = "a string" if name in self.categorical else "a number"
+                problems.append(f"records[{i}].{name}: expected {wanted} or null, got {value!r}")
+        return problems
 
     @api.get("/healthz")
     def healthz(self) -> dict[str, str]:
@@ -80,6 +91,7 @@ class ModelEndpoint:
             model_version=self.version,
             model_uri=f"models:/{self.name}/{self.version}",
             features=self.features,
+            categorical_features=sorted(self.categorical),
             classes=self.classes,
         )
 

@@ -30,7 +30,7 @@ class TrainResult:
 
 
 def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str | None) -> TrainResult:
-    spec = ModelSpec.from_config(config.model, len(data.features), len(data.class_names))
+    spec = ModelSpec.from_config(config.model, data.preprocessing.width, len(data.class_names))
     train = config.train
     trainer = TorchTrainer(
         train_loop_per_worker,

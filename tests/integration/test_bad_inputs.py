@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from rich.console import Console
@@ -22,7 +23,6 @@ BAD_FILES = {
     "empty.csv": ("", "Empty CSV file"),
     "ragged.csv": ("a,b,y\n1,2,0\n3,4\n5,6,1\n", "Expected 3 columns, got 2"),
     "corrupt.parquet": ("PAR1 this is not parquet", "Parquet magic bytes not found"),
-    "wrong_type.csv": ("a,b,y\n1,x,0\n2,y,1\n", "non-numeric: b"),
     "no_label.csv": ("a,b\n1,2\n3,4\n", "label column 'y' not found; the columns are: a, b"),
     "one_class.csv": ("a,y\n1,0\n2,0\n", "single class"),
 }
@@ -38,6 +38,13 @@ def test_bad_file_gives_one_clear_error(tmp_path: Path, name: str) -> None:
     assert reason in err.value.paragraph()
     assert str(path) in err.value.paragraph()
     assert "Traceback" not in err.value.paragraph()
+
+
+def test_column_of_unsupported_type_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nested.parquet"
+    pd.DataFrame({"a": [1.0, 2.0], "tags": [[1, 2], [3]], "y": [0, 1]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"must be numbers or strings; unsupported: tags \(list<"):
+        prepare_data(DataConfig(source=str(path), label="y"))
 
 
 def test_failed_pipeline_leaves_nothing_registered(tmp_path: Path) -> None:
