@@ -84,7 +84,7 @@ def _stages(
             model_uri = log_packaged_model(trained, data)
             predictions = mlflow.pyfunc.load_model(model_uri).predict(data.test_frame[list(data.features)])
             test_metrics = classification_metrics(
-                predictions, data.test_frame[data.label].to_numpy(), data.class_names, config.evaluate.metrics
+                predictions, data.test_labels(), data.class_names, config.evaluate.metrics
             )
             mlflow.log_metrics(test_metrics)
             stage.detail = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in list(test_metrics.items())[:3])
@@ -102,10 +102,9 @@ def _stages(
         stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
     try:
         with reporter.stage("predict", "sending one test row over HTTP") as stage:
-            row = data.test_frame.iloc[0]
             response = endpoint.predict(records_from_frame(data.test_frame.iloc[:1], list(data.features)))
             answer = response["predictions"][0]
-            truth = data.class_names[int(row[data.label])]
+            truth = data.class_names[data.test_labels()[0]]
             label = answer["predicted_class"]
             text = f"{label} (p={answer['probabilities'][label]:.3f}; true: {truth})"
             stage.detail = text

@@ -30,6 +30,7 @@ class PreparedData:
     test_frame: pd.DataFrame
     preprocessing: Preprocessing
     label: str
+    label_values: tuple[object, ...]
     class_names: tuple[str, ...]
     source_uri: str
     row_counts: dict[str, int]
@@ -41,6 +42,10 @@ class PreparedData:
     def features(self) -> tuple[str, ...]:
         return self.preprocessing.features
 
+    def test_labels(self) -> np.ndarray:
+        """The test split's labels as class indices (positions in ``class_names``)."""
+        return label_codes(self.test_frame[self.label], self.label_values)
+
 
 def prepare_data(config: DataConfig) -> PreparedData:
     with readable_source_errors(config.source):
@@ -50,7 +55,7 @@ def prepare_data(config: DataConfig) -> PreparedData:
 def _prepare(config: DataConfig) -> PreparedData:
     source = load_source(config)
     numeric, categorical = _feature_columns(source.dataset.schema(), source.label, config.source)
-    classes = _class_labels(source.dataset, source.label, config.source)
+    label_values = tuple(_class_values(source.dataset, source.label, config.source))
     split = config.split
     train_fraction = 1.0 - split.val_fraction - split.test_fraction
     train, val, test = source.dataset.random_shuffle(seed=split.seed).split_proportionately(
@@ -64,14 +69,15 @@ def _prepare(config: DataConfig) -> PreparedData:
         encoding=config.categorical_encoding,
         max_categories=config.max_categories,
     )
-    to_tensors = _TensorColumns(preprocessing, source.label)
-    class_names = source.class_names or tuple(str(c) for c in classes)
+    to_tensors = _TensorColumns(preprocessing, source.label, label_values)
+    class_names = source.class_names or tuple(str(v) for v in label_values)
     return PreparedData(
         train=train.map_batches(to_tensors, batch_format="pandas").materialize(),
         val=val.map_batches(to_tensors, batch_format="pandas").materialize(),
         test_frame=test.to_pandas(),
         preprocessing=preprocessing,
         label=source.label,
+        label_values=label_values,
         class_names=class_names,
         source_uri=source.uri,
         row_counts={"train": train.count(), "val": val.count(), "test": test.count()},
@@ -100,28 +106,37 @@ def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> tuple[
     return [n for n in features if is_numeric(types[n])], [n for n in features if is_categorical(types[n])]
 
 
-def _class_labels(dataset: ray.data.Dataset, label: str, source: str) -> list[int]:
-    values = sorted(dataset.unique(label))
+def _class_values(dataset: ray.data.Dataset, label: str, source: str) -> list[object]:
+    """The label's distinct values in sorted order; class index i stands for values[i]."""
+    where = f"data.label (source {source})"
+    values = dataset.unique(label)
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        raise DataError(f"label column '{label}' has missing values; drop or fill those rows first", where=where)
+    values = sorted(values)
     if len(values) < 2:
+        raise DataError(f"label column '{label}' has a single class {values}; nothing to learn", where=where)
+    if any(isinstance(v, float) and not v.is_integer() for v in values):
+        shown = ", ".join(map(repr, values[:5]))
         raise DataError(
-            f"label column '{label}' has a single class {values}; nothing to learn",
-            where=f"data.label (source {source})",
-        )
-    if values != list(range(len(values))):
-        shown = ", ".join(map(repr, values[:10]))
-        raise DataError(
-            f"label column '{label}' must hold class indices 0..K-1; found {shown}",
-            where=f"data.label (source {source})",
+            f"label column '{label}' holds fractional numbers ({shown}, ...); only classification is supported so far",
+            where=where,
         )
     return values
 
 
-class _TensorColumns:
-    """Ray Data batch function: raw columns -> {'x': float32 matrix, 'y': int64}."""
+def label_codes(column: pd.Series, label_values: tuple[object, ...]) -> np.ndarray:
+    """Label values (strings or numbers) -> class indices, by position in ``label_values``."""
+    return pd.Categorical(column.to_numpy(dtype=object), categories=list(label_values)).codes.astype(np.int64)
 
-    def __init__(self, preprocessing: Preprocessing, label: str):
+
+class _TensorColumns:
+    """Ray Data batch function: raw columns -> {'x': float32 matrix, 'y': int64 class index}."""
+
+    def __init__(self, preprocessing: Preprocessing, label: str, label_values: tuple[object, ...]):
         self.preprocessing = preprocessing
         self.label = label
+        self.label_values = label_values
 
     def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {"x": self.preprocessing.transform(batch), "y": batch[self.label].to_numpy(dtype=np.int64)}
+        y = label_codes(batch[self.label], self.label_values)
+        return {"x": self.preprocessing.transform(batch), "y": y}

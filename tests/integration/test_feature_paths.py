@@ -35,7 +35,7 @@ def test_batch_and_online_paths_give_identical_features(encoding: str) -> None:
         [
             b["x"]
             for b in ray.data.from_pandas(rows)
-            .map_batches(_TensorColumns(data.preprocessing, data.label), batch_format="pandas")
+            .map_batches(_TensorColumns(data.preprocessing, data.label, data.label_values), batch_format="pandas")
             .iter_batches(batch_format="numpy")
         ]
     )
