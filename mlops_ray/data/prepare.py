@@ -54,11 +54,15 @@ def prepare_data(config: DataConfig) -> PreparedData:
 
 def _prepare(config: DataConfig) -> PreparedData:
     source = load_source(config)
-    numeric, categorical = _feature_columns(source.dataset.schema(), source.label, config.source)
-    label_values = tuple(_class_values(source.dataset, source.label, config.source))
+    # Read the files once: checks, shuffle, fingerprint and profile all pass over the data,
+    # and each pass would otherwise re-read the source (Ray spills to disk past memory).
+    dataset = source.dataset.materialize()
+    schema = dataset.schema()
+    numeric, categorical = _feature_columns(schema, source.label, config.source)
+    label_values = tuple(_class_values(dataset, source.label, config.source))
     split = config.split
     train_fraction = 1.0 - split.val_fraction - split.test_fraction
-    train, val, test = source.dataset.random_shuffle(seed=split.seed).split_proportionately(
+    train, val, test = dataset.random_shuffle(seed=split.seed).split_proportionately(
         [train_fraction, split.val_fraction]
     )
     preprocessing = Preprocessing.fit(
@@ -81,9 +85,9 @@ def _prepare(config: DataConfig) -> PreparedData:
         class_names=class_names,
         source_uri=source.uri,
         row_counts={"train": train.count(), "val": val.count(), "test": test.count()},
-        fingerprint=fingerprint(source.dataset),
-        profile=profile(source.dataset),
-        schema=source.dataset.schema(),
+        fingerprint=fingerprint(dataset),
+        profile=profile(dataset),
+        schema=schema,
     )
 
 

@@ -50,6 +50,7 @@ class ModelEndpoint:
         if not isinstance(inner, PackagedClassifier):
             raise TypeError(f"{name}/{self.version} is not an mlops-ray packaged model")
         self.features = list(inner.preprocessing.features)
+        self.expected = frozenset(self.features)
         self.categorical = {c.name for c in inner.preprocessing.categorical}
         self.classes = list(inner.class_names)
 
@@ -66,7 +67,7 @@ class ModelEndpoint:
         )
 
     def _row_problems(self, i: int, row: dict[str, Any]) -> list[str]:
-        expected = set(self.features)
+        expected = self.expected
         problems = []
         if row.keys() != expected:
             problems.append(
