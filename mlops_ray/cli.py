@@ -108,6 +108,70 @@ def data_profile(config: ConfigPath, set_: Overrides = None) -> None:
     console.print(table)
 
 
+@data_app.command("infer-schema")
+def data_infer_schema(
+    config: ConfigPath,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the schema YAML.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    set_: Overrides = None,
+) -> None:
+    """Write the source's schema (types, nullability, ranges, categories, roles) for review and reuse."""
+    from mlops_ray.data.inspection import infer_source_schema
+    from mlops_ray.data.schema import save_schema
+    from mlops_ray.errors import ConfigError
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    if output.exists() and not force:
+        _guard(lambda: _raise(ConfigError("already exists; pass --force to overwrite it", where=str(output))))
+    uri, schema = _guard(lambda: infer_source_schema(resolved))
+    save_schema(schema, output)
+    table = Table(title=f"schema of {uri} -> {output}", title_justify="left")
+    for heading in ("column", "type", "role", "nullable", "range or categories"):
+        table.add_column(heading, no_wrap=heading != "range or categories")
+    for c in schema.columns:
+        allowed = ", ".join(c.categories) if c.categories else (f"{c.min:g} .. {c.max:g}" if c.min is not None else "")
+        table.add_row(c.name, c.type, c.role, "yes" if c.nullable else "no", allowed)
+    console.print(table)
+    console.print(f"Review it, then set `data.schema_file: {output}` in {config}.", highlight=False)
+
+
+@data_app.command("validate")
+def data_validate(
+    config: ConfigPath,
+    quarantine: Annotated[
+        Path | None, typer.Option("--quarantine", help="Write the rows that break the schema here, as Parquet.")
+    ] = None,
+    set_: Overrides = None,
+) -> None:
+    """Check every row against data.schema_file; exit 1 if any row breaks it."""
+    from mlops_ray.data.inspection import validate_source
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    result = _guard(lambda: validate_source(resolved, quarantine))
+    report = result.report
+    if report.ok:
+        console.print(f"All {report.rows} rows of {result.uri} match {result.schema_file}.", highlight=False)
+        return
+    table = Table(title=f"{report.invalid_rows} of {report.rows} rows break {result.schema_file}", title_justify="left")
+    for heading in ("column", "rule", "rows", "examples"):
+        table.add_column(heading, justify="right" if heading == "rows" else "left", no_wrap=heading != "examples")
+    for v in report.violations:
+        examples = "; ".join(str({k: e.get(k) for k in (report.id_column, v.column) if k}) for e in v.examples)
+        table.add_row(v.column, v.rule, str(v.count), examples)
+    console.print(table)
+    if result.quarantine:
+        console.print(f"Rejected rows written to {result.quarantine}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
 @app.command()
 def run(
     config: ConfigPath,

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlops_ray.errors import ConfigError
 
 CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+TASKS = ("classification", "regression")
 
 
 class Section(BaseModel):
@@ -27,6 +29,13 @@ class Section(BaseModel):
 
 
 class SplitConfig(Section):
+    """How rows are assigned to train / val / test; every method is deterministic.
+
+    ``auto`` picks ``hash`` when ``data.id_column`` is set, else ``stratified`` for
+    classification and ``random`` for regression.
+    """
+
+    method: Literal["auto", "random", "stratified", "hash"] = "auto"
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
     seed: int = 42
@@ -42,13 +51,14 @@ class SplitConfig(Section):
 
 
 class SyntheticConfig(Section):
-    """Shape of a ``synthetic:classification`` source (generated in parallel, no download)."""
+    """Shape of a ``synthetic:classification`` or ``synthetic:regression`` source (generated in parallel)."""
 
     rows: int = Field(10_000, ge=10)
     features: int = Field(8, ge=1, description="numeric feature columns")
     categoricals: int = Field(2, ge=0, description="string feature columns")
     categories: int = Field(4, ge=2, description="distinct values per string column")
-    classes: int = Field(2, ge=2)
+    classes: int = Field(2, ge=2, description="classes of synthetic:classification")
+    noise: float = Field(0.1, ge=0, description="label noise of synthetic:regression, relative to its signal")
     missing_fraction: float = Field(0.0, ge=0, lt=1, description="share of feature values left empty")
     seed: int = 0
 
@@ -59,10 +69,27 @@ class DataConfig(Section):
         description="'sklearn:<name>', 'synthetic:classification', or a CSV/Parquet/JSON-lines file, "
         "directory or glob, local or any URI pyarrow reads (s3://, gs://, ...)",
     )
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto",
+        description="auto: samples and generators know theirs; for files, string, boolean or integer labels with "
+        "at most 20 distinct values mean classification, other numbers regression",
+    )
     format: Literal["csv", "parquet", "jsonl"] | None = Field(
         None, description="file format; inferred from the file names when not given"
     )
     label: str | None = Field(None, description="label column; bundled samples know theirs")
+    id_column: str | None = Field(
+        None, description="row identifier: never a feature, checked for leakage, and the key of hash splits"
+    )
+    schema_file: str | None = Field(
+        None, description="schema contract from `mlops-ray data infer-schema`; every row is checked against it"
+    )
+    on_invalid: Literal["fail", "drop"] = Field(
+        "fail", description="rows that break the schema: fail with a report, or drop them into the quarantine"
+    )
+    quarantine_dir: str = Field(
+        ".mlops-ray/quarantine", description="dropped rows are written here as Parquet, one folder per run"
+    )
     synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
     standardize: bool = True
@@ -97,7 +124,22 @@ class TuneConfig(Section):
 
 
 class EvaluateConfig(Section):
-    metrics: tuple[Literal[CLASSIFICATION_METRICS], ...] = CLASSIFICATION_METRICS  # type: ignore[valid-type]
+    metrics: tuple[Literal[CLASSIFICATION_METRICS + REGRESSION_METRICS], ...] | None = Field(  # type: ignore[valid-type]
+        None, description="test metrics; default: all of the task's (classification or regression) metrics"
+    )
+
+    def metrics_for(self, task: str) -> tuple[str, ...]:
+        """The metrics to compute for ``task``; a metric of the other task kind is a ConfigError."""
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        if self.metrics is None:
+            return allowed
+        wrong = [m for m in self.metrics if m not in allowed]
+        if wrong:
+            raise ConfigError(
+                f"{', '.join(wrong)} do not apply to {task}; choose from {', '.join(allowed)}",
+                where="evaluate.metrics",
+            )
+        return self.metrics
 
 
 class RegistryConfig(Section):

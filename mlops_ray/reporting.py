@@ -44,6 +44,10 @@ class StageReporter:
         self.seconds[name] = perf_counter() - start
         self.console.print(f"[green]✓[/] {name:<9} {self.seconds[name]:6.1f}s  {stage.detail}")
 
+    def warn(self, message: str) -> None:
+        """A problem worth reading that does not stop the run (e.g. a constant column)."""
+        self.console.print(f"[yellow]![/] {'warning':<9} {'':>7}  {message}", highlight=False)
+
     def summary(self, result: PipelineResult) -> None:
         table = Table(title="mlops-ray run", show_header=False, title_justify="left")
         table.add_column(style="bold")

@@ -43,7 +43,7 @@ def fingerprint(dataset: ray.data.Dataset) -> Fingerprint:
 
 
 def _batch_sums(batch: pd.DataFrame) -> pd.DataFrame:
-    canonical = _canonical(batch)
+    canonical = canonical_frame(batch)
     sums = {
         f"h{i}": [str(int(pd.util.hash_pandas_object(canonical, index=False, hash_key=key).to_numpy().sum()))]
         for i, key in enumerate(HASH_KEYS)
@@ -51,7 +51,7 @@ def _batch_sums(batch: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"rows": [len(batch)], **sums})
 
 
-def _canonical(batch: pd.DataFrame) -> pd.DataFrame:
+def canonical_frame(batch: pd.DataFrame) -> pd.DataFrame:
     """Numbers as float64 (NaN for missing), everything else as str-or-None."""
     out = {}
     batch = batch.reset_index(drop=True)  # a batch's index may repeat (shuffled or concatenated frames)

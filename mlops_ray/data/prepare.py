@@ -1,9 +1,10 @@
-"""The data stage: source -> checked columns -> seeded split -> fitted preprocessing.
+"""The data stage: source -> schema contract -> checked columns -> task -> split -> fitted preprocessing.
 
 Splitting happens before any statistic is computed, so nothing about the
-validation or test rows leaks into the scaler. The train and validation splits
-stay Ray Datasets (Ray Train shards them per worker); the test split is small and
-kept as raw rows so that evaluation runs the packaged model exactly as served.
+validation or test rows leaks into the scaler or the target scaling. Every split
+stays a Ray Dataset: train and val as tensors that Ray Train shards per worker, test
+as the raw rows, so evaluation streams them through the packaged model exactly as
+served. Only aggregates reach the driver.
 """
 
 from __future__ import annotations
@@ -13,38 +14,60 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import ray.data
+from ray.data.aggregate import Mean, Std
 
 from mlops_ray.config import DataConfig
 from mlops_ray.data.fingerprint import Fingerprint, fingerprint
+from mlops_ray.data.labels import decide_task, summarize_label
 from mlops_ray.data.preprocessing import Preprocessing
 from mlops_ray.data.profile import DatasetProfile, is_categorical, is_numeric, profile
 from mlops_ray.data.read_errors import readable_source_errors
+from mlops_ray.data.schema import DataSchema, load_schema
 from mlops_ray.data.sources import load_source
-from mlops_ray.errors import DataError
+from mlops_ray.data.splits import resolve_method, split_dataset
+from mlops_ray.data.target import Target
+from mlops_ray.data.validation import ValidationReport, raise_for_violations, validate
+from mlops_ray.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
 class PreparedData:
-    train: ray.data.Dataset
+    train: ray.data.Dataset  # {"x": features, "y": target} rows, ready for Ray Train
     val: ray.data.Dataset
-    test_frame: pd.DataFrame
+    test: ray.data.Dataset  # raw rows as read, evaluated through the packaged model
     preprocessing: Preprocessing
-    label: str
-    label_values: tuple[object, ...]
-    class_names: tuple[str, ...]
+    target: Target
     source_uri: str
     row_counts: dict[str, int]
     fingerprint: Fingerprint
     profile: DatasetProfile
     schema: ray.data.Schema
+    split_method: str
+    id_column: str | None = None
+    warnings: tuple[str, ...] = ()
+    contract: DataSchema | None = None  # the schema file the rows were checked against
+    validation: ValidationReport | None = None
+    rejected: ray.data.Dataset | None = None  # rows dropped under on_invalid: drop, with their reasons
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.preprocessing.features
 
-    def test_labels(self) -> np.ndarray:
-        """The test split's labels as class indices (positions in ``class_names``)."""
-        return label_codes(self.test_frame[self.label], self.label_values)
+    @property
+    def label(self) -> str:
+        return self.target.column
+
+    @property
+    def task(self) -> str:
+        return self.target.task
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.target.classes
+
+    def test_rows(self, limit: int) -> pd.DataFrame:
+        """The first ``limit`` raw test rows, for input examples and the smoke prediction."""
+        return self.test.limit(limit).to_pandas()
 
 
 def prepare_data(config: DataConfig) -> PreparedData:
@@ -53,54 +76,132 @@ def prepare_data(config: DataConfig) -> PreparedData:
 
 
 def _prepare(config: DataConfig) -> PreparedData:
+    contract = load_schema(config.schema_file) if config.schema_file else None
+    if contract is not None:
+        config = with_schema_roles(config, contract)
     source = load_source(config)
-    # Read the files once: checks, shuffle, fingerprint and profile all pass over the data,
+    # Read the files once: checks, splits, fingerprint and profile all pass over the data,
     # and each pass would otherwise re-read the source (Ray spills to disk past memory).
-    dataset = source.dataset.materialize()
+    raw = source.dataset.materialize()
+    dataset, validation = raw, None
+    if contract is not None:
+        validation = validate(raw, contract)
+        if config.on_invalid == "fail":
+            raise_for_violations(validation.report, config.source)
+        dataset = validation.valid.materialize()
     schema = dataset.schema()
-    numeric, categorical = _feature_columns(schema, source.label, config.source)
-    label_values = tuple(_class_values(dataset, source.label, config.source))
-    split = config.split
-    train_fraction = 1.0 - split.val_fraction - split.test_fraction
-    train, val, test = dataset.random_shuffle(seed=split.seed).split_proportionately(
-        [train_fraction, split.val_fraction]
+    numeric, categorical = _feature_columns(schema, source.label, config.id_column, config.source)
+    if contract is not None:  # the contract, not the reader's guess, says which columns are strings
+        categorical = [n for n in contract.features if contract.column(n).type == "string"]
+        numeric = [n for n in contract.features if n not in categorical]
+    summary = summarize_label(dataset, source.label)
+    task = decide_task(summary, config.task, source.task, f"data.label (source {config.source})")
+    data_profile = profile(dataset)
+    _check_id_column(data_profile, config.id_column)
+    method = resolve_method(config.split, task, config.id_column)
+    classes = (summary.values or ()) if task == "classification" else ()
+    splits = split_dataset(
+        dataset, config.split, method, label=source.label, classes=classes, id_column=config.id_column
     )
+    row_counts = {"train": splits.train.count(), "val": splits.val.count(), "test": splits.test.count()}
+    if min(row_counts.values()) == 0:
+        shown = ", ".join(f"{k} {v}" for k, v in row_counts.items())
+        raise DataError(f"too few rows to split ({shown}); every split needs rows", where="data.split")
+    target = _target(task, source.label, classes, source.class_names, splits.train)
     preprocessing = Preprocessing.fit(
-        train,
+        splits.train,
         numeric,
         categorical,
         standardize=config.standardize,
         encoding=config.categorical_encoding,
         max_categories=config.max_categories,
     )
-    to_tensors = _TensorColumns(preprocessing, source.label, label_values)
-    class_names = source.class_names or tuple(str(v) for v in label_values)
+    to_tensors = _TensorColumns(preprocessing, target)
     return PreparedData(
-        train=train.map_batches(to_tensors, batch_format="pandas").materialize(),
-        val=val.map_batches(to_tensors, batch_format="pandas").materialize(),
-        test_frame=test.to_pandas(),
+        train=splits.train.map_batches(to_tensors, batch_format="pandas").materialize(),
+        val=splits.val.map_batches(to_tensors, batch_format="pandas").materialize(),
+        test=splits.test.materialize(),
         preprocessing=preprocessing,
-        label=source.label,
-        label_values=label_values,
-        class_names=class_names,
+        target=target,
         source_uri=source.uri,
-        row_counts={"train": train.count(), "val": val.count(), "test": test.count()},
-        fingerprint=fingerprint(dataset),
-        profile=profile(dataset),
+        row_counts=row_counts,
+        fingerprint=fingerprint(raw),
+        profile=data_profile,
         schema=schema,
+        split_method=splits.method,
+        id_column=config.id_column,
+        warnings=tuple(_constant_columns(data_profile, preprocessing.features)),
+        contract=contract,
+        validation=validation.report if validation else None,
+        rejected=validation.rejected if validation and not validation.report.ok else None,
     )
 
 
-def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> tuple[list[str], list[str]]:
-    """Split the non-label columns into numeric and categorical (string) features."""
+def with_schema_roles(config: DataConfig, contract: DataSchema) -> DataConfig:
+    """Label and id come from the schema; a config that names different ones is a mistake."""
+    for field, declared in (("label", contract.label), ("id_column", contract.id_column)):
+        given = getattr(config, field)
+        if given is not None and given != declared:
+            raise ConfigError(
+                f"is '{given}' but the schema {config.schema_file} declares '{declared}'; remove one of them",
+                where=f"data.{field}",
+            )
+    return config.model_copy(update={"label": contract.label, "id_column": contract.id_column})
+
+
+def _target(
+    task: str,
+    label: str,
+    values: tuple[object, ...],
+    names: tuple[str, ...] | None,
+    train: ray.data.Dataset,
+) -> Target:
+    if task == "classification":
+        return Target("classification", label, names or tuple(str(v) for v in values), values)
+    stats = train.aggregate(Mean(on=label), Std(on=label, ddof=0))
+    std = float(stats[f"std({label})"] or 1.0)
+    return Target("regression", label, mean=float(stats[f"mean({label})"]), std=std if std > 0 else 1.0)
+
+
+def _check_id_column(data_profile: DatasetProfile, id_column: str | None) -> None:
+    if id_column is None:
+        return
+    column = next(c for c in data_profile.columns if c.name == id_column)
+    if column.nulls:
+        raise DataError(f"id column '{id_column}' has {column.nulls} missing value(s)", where="data.id_column")
+
+
+def _constant_columns(data_profile: DatasetProfile, features: tuple[str, ...]) -> list[str]:
+    """Warnings for features that hold one value (or none): they cannot help the model."""
+    warnings = []
+    for column in data_profile.columns:
+        if column.name not in features:
+            continue
+        if column.count == 0:
+            warnings.append(f"feature '{column.name}' is empty in every row")
+        elif (column.kind == "numeric" and column.min == column.max) or (
+            column.kind == "categorical" and len(column.top) == 1 and column.nulls == 0
+        ):
+            value = column.min if column.kind == "numeric" else column.top[0][0]
+            warnings.append(f"feature '{column.name}' is constant ({value!r} in every row)")
+    return warnings
+
+
+def _feature_columns(
+    schema: ray.data.Schema, label: str, id_column: str | None, source: str
+) -> tuple[list[str], list[str]]:
+    """Split the columns other than label and id into numeric and categorical (string) features."""
     names = list(schema.names)
-    if label not in names:
-        raise DataError(
-            f"label column '{label}' not found; the columns are: {', '.join(names)}",
-            where=f"data.label (source {source})",
-        )
+    for role, name, field in (("label", label, "data.label"), ("id", id_column, "data.id_column")):
+        if name is not None and name not in names:
+            raise DataError(
+                f"{role} column '{name}' not found; the columns are: {', '.join(names)}",
+                where=f"{field} (source {source})",
+            )
+    if id_column == label:
+        raise DataError("the id column cannot be the label", where="data.id_column")
     types = dict(zip(schema.names, schema.types, strict=True))
-    features = [n for n in names if n != label]
+    features = [n for n in names if n not in (label, id_column)]
     unsupported = [f"{n} ({types[n]})" for n in features if not (is_numeric(types[n]) or is_categorical(types[n]))]
     if unsupported:
         raise DataError(
@@ -110,37 +211,12 @@ def _feature_columns(schema: ray.data.Schema, label: str, source: str) -> tuple[
     return [n for n in features if is_numeric(types[n])], [n for n in features if is_categorical(types[n])]
 
 
-def _class_values(dataset: ray.data.Dataset, label: str, source: str) -> list[object]:
-    """The label's distinct values in sorted order; class index i stands for values[i]."""
-    where = f"data.label (source {source})"
-    values = dataset.unique(label)
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
-        raise DataError(f"label column '{label}' has missing values; drop or fill those rows first", where=where)
-    values = sorted(values)
-    if len(values) < 2:
-        raise DataError(f"label column '{label}' has a single class {values}; nothing to learn", where=where)
-    if any(isinstance(v, float) and not v.is_integer() for v in values):
-        shown = ", ".join(map(repr, values[:5]))
-        raise DataError(
-            f"label column '{label}' holds fractional numbers ({shown}, ...); only classification is supported so far",
-            where=where,
-        )
-    return values
-
-
-def label_codes(column: pd.Series, label_values: tuple[object, ...]) -> np.ndarray:
-    """Label values (strings or numbers) -> class indices, by position in ``label_values``."""
-    return pd.Categorical(column.to_numpy(dtype=object), categories=list(label_values)).codes.astype(np.int64)
-
-
 class _TensorColumns:
-    """Ray Data batch function: raw columns -> {'x': float32 matrix, 'y': int64 class index}."""
+    """Ray Data batch function: raw columns -> {'x': float32 matrix, 'y': class index or scaled number}."""
 
-    def __init__(self, preprocessing: Preprocessing, label: str, label_values: tuple[object, ...]):
+    def __init__(self, preprocessing: Preprocessing, target: Target):
         self.preprocessing = preprocessing
-        self.label = label
-        self.label_values = label_values
+        self.target = target
 
     def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
-        y = label_codes(batch[self.label], self.label_values)
-        return {"x": self.preprocessing.transform(batch), "y": y}
+        return {"x": self.preprocessing.transform(batch), "y": self.target.encode(batch[self.target.column])}

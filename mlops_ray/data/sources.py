@@ -1,7 +1,7 @@
 """Turn ``data.source`` into a Ray Dataset plus the label column's name.
 
-Sources: bundled scikit-learn samples (``sklearn:<name>``), the generator
-(``synthetic:classification``), and CSV / Parquet / JSON-lines tables given as one
+Sources: bundled scikit-learn samples (``sklearn:<name>``), the generators
+(``synthetic:classification``, ``synthetic:regression``), and CSV / Parquet / JSON-lines tables given as one
 file, a directory or a glob, on local disk or any URI pyarrow reads. Nothing is
 read on the driver except the small bundled samples. Sample column names are made
 snake_case so they can be typed as JSON keys in a request.
@@ -21,14 +21,17 @@ from sklearn import datasets
 
 from mlops_ray.config import DataConfig
 from mlops_ray.data.synthetic import LABEL as SYNTHETIC_LABEL
-from mlops_ray.data.synthetic import synthetic_classification
+from mlops_ray.data.synthetic import synthetic_table
+from mlops_ray.data.target import Task
 from mlops_ray.errors import DataError
 
-SAMPLES: dict[str, Callable[..., object]] = {
-    "breast_cancer": datasets.load_breast_cancer,
-    "wine": datasets.load_wine,
-    "iris": datasets.load_iris,
+SAMPLES: dict[str, tuple[Callable[..., object], Task]] = {
+    "breast_cancer": (datasets.load_breast_cancer, "classification"),
+    "wine": (datasets.load_wine, "classification"),
+    "iris": (datasets.load_iris, "classification"),
+    "diabetes": (datasets.load_diabetes, "regression"),
 }
+GENERATORS: tuple[Task, ...] = ("classification", "regression")
 SAMPLE_LABEL = "target"
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
 READERS: dict[str, Callable[[list[str]], ray.data.Dataset]] = {
@@ -44,6 +47,7 @@ class LoadedSource:
     label: str
     uri: str
     class_names: tuple[str, ...] | None
+    task: Task | None = None  # known for samples and generators; files leave it to data.task
 
 
 def load_source(config: DataConfig) -> LoadedSource:
@@ -52,10 +56,12 @@ def load_source(config: DataConfig) -> LoadedSource:
     if source.startswith("sklearn:"):
         return _load_sample(source.removeprefix("sklearn:"), config.label)
     if source.startswith("synthetic:"):
-        if source != "synthetic:classification":
-            raise DataError("unknown generator; use 'synthetic:classification'", where=f"data.source={source!r}")
+        task = source.removeprefix("synthetic:")
+        if task not in GENERATORS:
+            choices = " or ".join(f"'synthetic:{t}'" for t in GENERATORS)
+            raise DataError(f"unknown generator; use {choices}", where=f"data.source={source!r}")
         _require_label(config.label in (None, SYNTHETIC_LABEL), f"the generator's label is '{SYNTHETIC_LABEL}'")
-        return LoadedSource(synthetic_classification(config.synthetic), SYNTHETIC_LABEL, source, None)
+        return LoadedSource(synthetic_table(config.synthetic, task), SYNTHETIC_LABEL, source, None, task)  # type: ignore[arg-type]
     paths, uri = _resolve_paths(source)
     file_format = config.format or _infer_format(paths, source)
     if config.label is None:
@@ -94,14 +100,14 @@ def _infer_format(paths: list[str], source: str) -> str:
 
 
 def _load_sample(name: str, label: str | None) -> LoadedSource:
-    loader = SAMPLES.get(name)
-    if loader is None:
+    if name not in SAMPLES:
         raise DataError(f"unknown sample; choose one of {', '.join(SAMPLES)}", where=f"data.source='sklearn:{name}'")
     _require_label(label in (None, SAMPLE_LABEL), f"the bundled samples' label is '{SAMPLE_LABEL}'")
+    loader, task = SAMPLES[name]
     bunch = loader(as_frame=True)
     frame: pd.DataFrame = bunch.frame.rename(columns=_snake_case)
-    names = tuple(map(str, bunch.target_names))
-    return LoadedSource(ray.data.from_pandas(frame), SAMPLE_LABEL, f"sklearn:{name}", names)
+    names = tuple(map(str, bunch.target_names)) if task == "classification" else None
+    return LoadedSource(ray.data.from_pandas(frame), SAMPLE_LABEL, f"sklearn:{name}", names, task)
 
 
 def _require_label(ok: bool, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Classification metrics from scikit-learn, computed on the packaged model's output.
+"""Test metrics from scikit-learn, computed on the packaged model's output.
 
 Evaluating the pyfunc (raw rows in, class names out) rather than the bare network
 checks the preprocessing that ships with the model, not just the weights.
@@ -37,3 +37,13 @@ def _roc_auc(y_true: np.ndarray, proba: np.ndarray, labels: list[int]) -> float:
     if len(labels) == 2:
         return skm.roc_auc_score(y_true, proba[:, 1])
     return skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
+
+
+def regression_metrics(predictions: np.ndarray, y_true: np.ndarray, names: Iterable[str]) -> dict[str, float]:
+    """``predictions`` and ``y_true`` are numbers in the label's units."""
+    scorers: dict[str, Callable[[], float]] = {
+        "rmse": lambda: skm.root_mean_squared_error(y_true, predictions),
+        "mae": lambda: skm.mean_absolute_error(y_true, predictions),
+        "r2": lambda: skm.r2_score(y_true, predictions),
+    }
+    return {f"test_{name}": float(scorers[name]()) for name in names}

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_ray.data import PreparedData
 from mlops_ray.registry import pyfunc_entry
-from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedClassifier, write_bundle
+from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedModel, write_bundle
 from mlops_ray.train import TrainResult
 
 REQUIREMENTS = ("mlops-ray", "mlflow", "torch", "pandas", "numpy")
@@ -41,10 +41,10 @@ class RegisteredModel:
 
 def log_packaged_model(trained: TrainResult, data: PreparedData) -> str:
     """Log preprocessing + weights as a pyfunc in the active run; return its model URI."""
-    example = data.test_frame[list(data.features)].head(5).reset_index(drop=True)
+    example = data.test_rows(5)[list(data.features)]
     with tempfile.TemporaryDirectory() as tmp:
         bundle = write_bundle(
-            Path(tmp) / ARTIFACT_KEY, trained.spec, data.preprocessing, data.class_names, trained.state_dict
+            Path(tmp) / ARTIFACT_KEY, trained.spec, data.preprocessing, data.target, trained.state_dict
         )
         signature = infer_signature(example, _predict_in_memory(bundle, example))
         info = mlflow.pyfunc.log_model(
@@ -67,7 +67,7 @@ def register_model(model_uri: str, name: str, alias: str, tags: dict[str, str]) 
 
 
 def _predict_in_memory(bundle: Path, example: pd.DataFrame) -> pd.DataFrame:
-    model = PackagedClassifier()
+    model = PackagedModel()
     model.load_context(mlflow.pyfunc.PythonModelContext(artifacts={ARTIFACT_KEY: str(bundle)}, model_config={}))
     return model.predict(None, example)
 

@@ -2,8 +2,10 @@
 
 Logged with MLflow's models-from-code (``pyfunc_entry.py``), so nothing is pickled:
 loading rebuilds the network from ``spec.json``, reads weights with
-``torch.load(weights_only=True)`` and applies the JSON preprocessing. Callers send raw
-feature columns and get class names and probabilities back.
+``torch.load(weights_only=True)`` and applies the JSON preprocessing and target.
+Callers send raw feature columns and get back, for classification, the predicted
+class and one probability column per class; for regression, the predicted number
+in the label's units.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import pandas as pd
 import torch
 
 from mlops_ray.data.preprocessing import Preprocessing
+from mlops_ray.data.target import Target
 from mlops_ray.models import ModelSpec, build_model
 
 ARTIFACT_KEY = "bundle"
 SPEC_FILE = "spec.json"
 PREPROCESSING_FILE = "preprocessing.json"
-CLASSES_FILE = "classes.json"
+TARGET_FILE = "target.json"
 WEIGHTS_FILE = "weights.pt"
 
 
@@ -30,14 +33,14 @@ def write_bundle(
     directory: Path,
     spec: ModelSpec,
     preprocessing: Preprocessing,
-    class_names: tuple[str, ...],
+    target: Target,
     state_dict: dict[str, torch.Tensor],
 ) -> Path:
     """Write everything the pyfunc needs into ``directory``; return it."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
     (directory / PREPROCESSING_FILE).write_text(preprocessing.to_json())
-    (directory / CLASSES_FILE).write_text(json.dumps(list(class_names)))
+    (directory / TARGET_FILE).write_text(target.to_json())
     torch.save(state_dict, directory / WEIGHTS_FILE)
     return directory
 
@@ -50,12 +53,12 @@ class MissingColumnsError(ValueError):
         super().__init__(f"missing feature column(s): {', '.join(missing)}")
 
 
-class PackagedClassifier(mlflow.pyfunc.PythonModel):
+class PackagedModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         bundle = Path(context.artifacts[ARTIFACT_KEY])
         self.spec = ModelSpec.from_dict(json.loads((bundle / SPEC_FILE).read_text()))
         self.preprocessing = Preprocessing.from_json((bundle / PREPROCESSING_FILE).read_text())
-        self.class_names: list[str] = json.loads((bundle / CLASSES_FILE).read_text())
+        self.target = Target.from_json((bundle / TARGET_FILE).read_text())
         self.network = build_model(self.spec)
         self.network.load_state_dict(torch.load(bundle / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.network.eval()
@@ -65,8 +68,11 @@ class PackagedClassifier(mlflow.pyfunc.PythonModel):
         if missing:
             raise MissingColumnsError(missing)
         with torch.inference_mode():
-            logits = self.network(torch.from_numpy(self.preprocessing.transform(model_input)))
-            probabilities = torch.softmax(logits, dim=1).numpy()
-        output = pd.DataFrame(probabilities, columns=[f"probability_{c}" for c in self.class_names])
-        output.insert(0, "predicted_class", [self.class_names[i] for i in probabilities.argmax(axis=1)])
+            outputs = self.network(torch.from_numpy(self.preprocessing.transform(model_input)))
+            if self.target.task == "regression":
+                return pd.DataFrame({"prediction": self.target.decode_numbers(outputs.numpy())})
+            probabilities = torch.softmax(outputs, dim=1).numpy()
+        classes = self.target.classes
+        output = pd.DataFrame(probabilities, columns=[f"probability_{c}" for c in classes])
+        output.insert(0, "predicted_class", [classes[i] for i in probabilities.argmax(axis=1)])
         return output

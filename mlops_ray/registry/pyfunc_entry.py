@@ -6,6 +6,6 @@ unpickling a Python object; it must do nothing but name the model instance.
 
 from mlflow.models import set_model
 
-from mlops_ray.registry.packaged_model import PackagedClassifier
+from mlops_ray.registry.packaged_model import PackagedModel
 
-set_model(PackagedClassifier())
+set_model(PackagedModel())

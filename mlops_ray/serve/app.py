@@ -25,6 +25,8 @@ api = FastAPI(title="mlops-ray model endpoint", description="Predictions from an
 # Defined above the deployment: @serve.deployment serialises the class at decoration
 # time, so helpers it calls must already exist.
 def _rows(output: pd.DataFrame, classes: list[str]) -> list[Prediction]:
+    if not classes:  # regression
+        return [Prediction(prediction=float(value)) for value in output["prediction"]]
     records: list[dict[str, Any]] = output.to_dict(orient="records")
     return [
         Prediction(
@@ -38,7 +40,7 @@ def _rows(output: pd.DataFrame, classes: list[str]) -> list[Prediction]:
 @serve.ingress(api)
 class ModelEndpoint:
     def __init__(self, name: str, alias: str, tracking_uri: str, max_rows: int):
-        from mlops_ray.registry.packaged_model import PackagedClassifier
+        from mlops_ray.registry.packaged_model import PackagedModel
 
         client = mlflow.tracking.MlflowClient(tracking_uri)
         self.version = str(client.get_model_version_by_alias(name, alias).version)
@@ -47,14 +49,15 @@ class ModelEndpoint:
         mlflow.set_tracking_uri(tracking_uri)
         self.model = mlflow.pyfunc.load_model(f"models:/{name}/{self.version}")
         inner = self.model.unwrap_python_model()
-        if not isinstance(inner, PackagedClassifier):
+        if not isinstance(inner, PackagedModel):
             raise TypeError(f"{name}/{self.version} is not an mlops-ray packaged model")
         self.features = list(inner.preprocessing.features)
         self.expected = frozenset(self.features)
         self.categorical = {c.name for c in inner.preprocessing.categorical}
-        self.classes = list(inner.class_names)
+        self.task = inner.target.task
+        self.classes = list(inner.target.classes)
 
-    @api.post("/predict")
+    @api.post("/predict", response_model_exclude_none=True)
     def predict(self, request: PredictRequest) -> PredictResponse:
         if len(request.records) > self.max_rows:
             raise HTTPException(422, f"records: {len(request.records)} rows exceed the limit of {self.max_rows}")
@@ -91,6 +94,7 @@ class ModelEndpoint:
             model_name=self.name,
             model_version=self.version,
             model_uri=f"models:/{self.name}/{self.version}",
+            task=self.task,
             features=self.features,
             categorical_features=sorted(self.categorical),
             classes=self.classes,

@@ -34,8 +34,11 @@ class PredictRequest(BaseModel):
 
 
 class Prediction(BaseModel):
-    predicted_class: str
-    probabilities: dict[str, float]
+    """Classification fills ``predicted_class`` and ``probabilities``; regression fills ``prediction``."""
+
+    predicted_class: str | None = None
+    probabilities: dict[str, float] | None = None
+    prediction: float | None = None
 
 
 class PredictResponse(BaseModel):
@@ -48,6 +51,7 @@ class ModelMetadata(BaseModel):
     model_name: str
     model_version: str
     model_uri: str
+    task: str
     features: list[str]
     categorical_features: list[str]
     classes: list[str]

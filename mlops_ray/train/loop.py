@@ -1,8 +1,10 @@
 """The per-worker training loop that every training run (and later every trial) executes.
 
 It reads its shard of the Ray Data splits, trains with DDP when there is more than
-one worker (every epoch reshuffles the rows),  reduces validation statistics across workers so every rank sees the
-same numbers, and reports one checkpoint per epoch. Only rank 0 writes the
+one worker (every epoch reshuffles the rows), reduces validation statistics across
+workers so every rank sees the same numbers, and reports one checkpoint per epoch.
+Classification trains with cross-entropy, regression with the mean squared error of
+the standardised label. Only rank 0 writes the
 checkpoint and logs to MLflow: one writer keeps the SQLite store safe.
 """
 
@@ -23,7 +25,7 @@ from torch import nn
 from mlops_ray.models import ModelSpec, build_model
 
 WEIGHTS_FILE = "model.pt"
-BATCH_DTYPES = {"x": torch.float32, "y": torch.long}
+TARGET_DTYPES = {"classification": torch.long, "regression": torch.float32}
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
@@ -32,7 +34,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     model = ray.train.torch.prepare_model(build_model(ModelSpec.from_dict(cfg["model_spec"])))
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss()
+    objective = _Objective(cfg["task"], cfg.get("target_std", 1.0))
     train_shard = _EpochSource(ray.train.get_dataset_shard("train"), cfg, device)
     val_shard = _EpochSource(ray.train.get_dataset_shard("val"), cfg, device)
     logger = _EpochLogger(cfg["tracking_uri"], cfg["run_id"]) if rank == 0 and cfg.get("run_id") else None
@@ -41,27 +43,59 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
         model.train()
         train_sums = torch.zeros(3, device=device)
         for batch in train_shard.batches(shuffle_seed=cfg["seed"] + epoch):
-            logits = model(batch["x"])
-            loss = loss_fn(logits, batch["y"])
+            outputs = model(batch["x"])
+            loss = objective.loss(outputs, batch["y"])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            train_sums += _batch_sums(logits.detach(), batch["y"], loss.detach())
-        val_sums = _evaluate(model, val_shard, loss_fn, device)
-        metrics = {"epoch": epoch + 1, **_rates("train", train_sums), **_rates("val", val_sums)}
+            train_sums += objective.sums(outputs.detach(), batch["y"], loss.detach())
+        val_sums = _evaluate(model, val_shard, objective, device)
+        metrics = {"epoch": epoch + 1, **objective.rates("train", train_sums), **objective.rates("val", val_sums)}
         _report(model, metrics, rank)
         if logger:
             logger.log(metrics, step=epoch + 1)
 
 
-def _evaluate(model: nn.Module, shard: _EpochSource, loss_fn: nn.Module, device: torch.device) -> torch.Tensor:
+def _evaluate(model: nn.Module, shard: _EpochSource, objective: _Objective, device: torch.device) -> torch.Tensor:
     model.eval()
     sums = torch.zeros(3, device=device)
     with torch.no_grad():
         for batch in shard.batches(shuffle_seed=None):
-            logits = model(batch["x"])
-            sums += _batch_sums(logits, batch["y"], loss_fn(logits, batch["y"]))
+            outputs = model(batch["x"])
+            sums += objective.sums(outputs, batch["y"], objective.loss(outputs, batch["y"]))
     return sums
+
+
+class _Objective:
+    """The task's loss and its per-epoch summary: accuracy, or absolute error in label units.
+
+    Statistics are kept as additive sums ``[loss * rows, correct or |error|, rows]`` so
+    shards can be all-reduced and every rank sees the same epoch metrics.
+    """
+
+    def __init__(self, task: str, target_std: float):
+        self.task = task
+        self.target_std = target_std
+        self.loss_fn: nn.Module = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+
+    def loss(self, outputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(outputs if self.task == "classification" else outputs.squeeze(1), y)
+
+    def sums(self, outputs: torch.Tensor, y: torch.Tensor, mean_loss: torch.Tensor) -> torch.Tensor:
+        n = y.shape[0]
+        if self.task == "classification":
+            second = (outputs.argmax(dim=1) == y).sum().float()
+        else:
+            second = (outputs.squeeze(1) - y).abs().sum() * self.target_std
+        return torch.stack([mean_loss * n, second, torch.tensor(float(n), device=y.device)])
+
+    def rates(self, prefix: str, sums: torch.Tensor) -> dict[str, float]:
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+        loss, second, rows = sums.tolist()
+        rows = max(rows, 1.0)
+        name = "accuracy" if self.task == "classification" else "mae"
+        return {f"{prefix}_loss": loss / rows, f"{prefix}_{name}": second / rows}
 
 
 class _EpochSource:
@@ -75,6 +109,7 @@ class _EpochSource:
     def __init__(self, shard: Any, cfg: dict[str, Any], device: torch.device):
         self.shard = shard
         self.batch_size = cfg["batch_size"]
+        self.dtypes = {"x": torch.float32, "y": TARGET_DTYPES[cfg["task"]]}
         self.cache_bytes = cfg["cache_shard_mb"] * 2**20
         self.device = device
         self.cached: dict[str, torch.Tensor] | None = None
@@ -87,7 +122,7 @@ class _EpochSource:
         size = 0
         for batch in self.shard.iter_torch_batches(
             batch_size=self.batch_size,
-            dtypes=BATCH_DTYPES,
+            dtypes=self.dtypes,
             device=self.device,
             local_shuffle_buffer_size=self.batch_size * 8 if shuffle_seed is not None else None,
             local_shuffle_seed=shuffle_seed,
@@ -110,22 +145,6 @@ class _EpochSource:
         for start in range(0, rows, self.batch_size):
             index = order[start : start + self.batch_size]
             yield {k: v[index] for k, v in self.cached.items()}
-
-
-def _batch_sums(logits: torch.Tensor, y: torch.Tensor, mean_loss: torch.Tensor) -> torch.Tensor:
-    """[summed loss, correct predictions, rows]: additive, so shards can be all-reduced."""
-    n = y.shape[0]
-    return torch.stack(
-        [mean_loss * n, (logits.argmax(dim=1) == y).sum().float(), torch.tensor(float(n), device=y.device)]
-    )
-
-
-def _rates(prefix: str, sums: torch.Tensor) -> dict[str, float]:
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(sums)
-    loss, correct, rows = sums.tolist()
-    rows = max(rows, 1.0)
-    return {f"{prefix}_loss": loss / rows, f"{prefix}_accuracy": correct / rows}
 
 
 def _report(model: nn.Module, metrics: dict[str, float], rank: int) -> None:

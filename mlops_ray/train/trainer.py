@@ -30,12 +30,14 @@ class TrainResult:
 
 
 def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str | None) -> TrainResult:
-    spec = ModelSpec.from_config(config.model, data.preprocessing.width, len(data.class_names))
+    spec = ModelSpec.from_config(config.model, data.preprocessing.width, data.target.n_outputs)
     train = config.train
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "model_spec": spec.to_dict(),
+            "task": data.target.task,
+            "target_std": data.target.std,
             "epochs": train.epochs,
             "batch_size": train.batch_size,
             "lr": train.lr,

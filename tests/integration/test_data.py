@@ -15,14 +15,19 @@ from mlops_ray.errors import DataError
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
+def _sorted_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
 def test_split_is_seeded_and_covers_every_row() -> None:
     first = prepare_data(DataConfig())
     again = prepare_data(DataConfig())
     other = prepare_data(DataConfig(split=SplitConfig(seed=7)))
     assert sum(first.row_counts.values()) == 569
-    assert first.row_counts["test"] == len(first.test_frame) > 0
-    pd.testing.assert_frame_equal(first.test_frame, again.test_frame)
-    assert not first.test_frame.equals(other.test_frame)
+    test_rows = _sorted_rows(first.test.to_pandas())
+    assert first.row_counts["test"] == len(test_rows) > 0
+    pd.testing.assert_frame_equal(test_rows, _sorted_rows(again.test.to_pandas()))
+    assert not test_rows.equals(_sorted_rows(other.test.to_pandas()))
 
 
 def test_standardisation_is_fitted_on_train_only() -> None:
@@ -30,7 +35,7 @@ def test_standardisation_is_fitted_on_train_only() -> None:
     train_x = np.concatenate([b["x"] for b in data.train.iter_batches(batch_format="numpy")])
     np.testing.assert_allclose(train_x.mean(axis=0), 0.0, atol=1e-4)
     np.testing.assert_allclose(train_x.std(axis=0), 1.0, atol=1e-3)
-    test_x = data.preprocessing.transform(data.test_frame)
+    test_x = data.preprocessing.transform(data.test.to_pandas())
     assert np.abs(test_x.mean(axis=0)).max() > 1e-3
 
 

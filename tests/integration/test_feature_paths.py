@@ -29,13 +29,13 @@ def test_batch_and_online_paths_give_identical_features(encoding: str) -> None:
     data = prepare_data(
         DataConfig(source="synthetic:classification", synthetic=SHAPE, categorical_encoding=encoding)  # type: ignore[arg-type]
     )
-    rows = data.test_frame
+    rows = data.test.to_pandas()
     assert rows[list(data.features)].isna().any().any(), "the sample should contain missing values"
     batch = np.concatenate(
         [
             b["x"]
             for b in ray.data.from_pandas(rows)
-            .map_batches(_TensorColumns(data.preprocessing, data.label, data.label_values), batch_format="pandas")
+            .map_batches(_TensorColumns(data.preprocessing, data.target), batch_format="pandas")
             .iter_batches(batch_format="numpy")
         ]
     )

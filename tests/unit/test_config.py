@@ -125,3 +125,24 @@ def test_dump_round_trips() -> None:
     import yaml
 
     assert validate_config(yaml.safe_load(dump_config(config))) == config
+
+
+def test_split_method_needs_what_it_splits_on() -> None:
+    from mlops_ray.config import SplitConfig
+    from mlops_ray.data.splits import resolve_method
+    from mlops_ray.errors import DataError
+
+    assert resolve_method(SplitConfig(), "classification", None) == "stratified"
+    assert resolve_method(SplitConfig(), "regression", None) == "random"
+    assert resolve_method(SplitConfig(), "regression", "user") == "hash"
+    with pytest.raises(DataError, match=r"a hash split needs data\.id_column"):
+        resolve_method(SplitConfig(method="hash"), "classification", None)
+    with pytest.raises(DataError, match="stratified split needs a classification label"):
+        resolve_method(SplitConfig(method="stratified"), "regression", None)
+
+
+def test_metrics_must_fit_the_task() -> None:
+    assert validate_config({}).evaluate.metrics_for("regression") == ("rmse", "mae", "r2")
+    config = validate_config({"evaluate": {"metrics": ["accuracy", "rmse"]}})
+    with pytest.raises(ConfigError, match="rmse do not apply to classification"):
+        config.evaluate.metrics_for("classification")
