@@ -32,6 +32,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/quickstart_stages.py
+	$(BIN)/python benchmarks/data_preprocessing.py
 
 # Re-pin every package from what the current .venv holds.
 lock:

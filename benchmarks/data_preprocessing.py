@@ -10,7 +10,7 @@ through untouched anyway. It is written once, in files of 500,000 rows, to
 
 Ours: an embedded Ray with every CPU of the machine (its start-up is reported apart,
 not in the totals), ``ray.data.read_parquet`` -> ``Preprocessing.fit`` (Ray Data
-aggregations for means and stds, ``top_values`` per string column) -> ``map_batches``
+aggregations for means and stds, ``top_values`` for the string columns) -> ``map_batches``
 applying ``Preprocessing.transform`` once per block (no ``batch_size``, as the data
 stage does; a block is one 500,000-row file) -> the float32 matrices streamed to the
 driver with ``iter_batches``, which adds up each column. Nothing is materialised or

@@ -86,17 +86,30 @@ class Preprocessing:
             numeric_columns.append(
                 NumericColumn(name, fill, fill if standardize else 0.0, float(std or 1.0) if standardize else 1.0)
             )
-        categorical_columns = [
-            CategoricalColumn(name, tuple(value for value, _ in top_values(train, name, max_categories)))
-            for name in categorical
-        ]
+        tops = top_values(train, categorical, max_categories)
+        categorical_columns = [CategoricalColumn(name, tuple(value for value, _ in tops[name])) for name in categorical]
         return cls(tuple(numeric_columns), tuple(categorical_columns), encoding)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw feature columns -> the float32 matrix the network consumes."""
-        blocks = [self._numeric(frame)] if self.numeric else []
-        blocks += [self._categorical(frame, column) for column in self.categorical]
-        return np.hstack(blocks).astype(np.float32, copy=False) if blocks else np.zeros((len(frame), 0), np.float32)
+        """Raw feature columns -> the float32 matrix the network consumes.
+
+        Written column block by column block into one float32 array: no float64
+        one-hot copies, which tripled the memory of a large batch.
+        """
+        out = np.zeros((len(frame), self.width), dtype=np.float32)
+        position = len(self.numeric)
+        if self.numeric:
+            out[:, :position] = self._numeric(frame)
+        rows = np.arange(len(frame))
+        for column in self.categorical:
+            codes = self._codes(frame, column)
+            if self.encoding == "ordinal":
+                out[:, position] = codes
+                position += 1
+            else:
+                out[rows, position + codes] = 1.0
+                position += column.unknown + 1
+        return out
 
     def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
         raw = np.column_stack(
@@ -108,13 +121,11 @@ class Preprocessing:
         stds = np.array([c.std if c.std >= _EPSILON else 1.0 for c in self.numeric])
         return (raw - means) / stds
 
-    def _categorical(self, frame: pd.DataFrame, column: CategoricalColumn) -> np.ndarray:
+    @staticmethod
+    def _codes(frame: pd.DataFrame, column: CategoricalColumn) -> np.ndarray:
         values = frame[column.name].astype(object).where(frame[column.name].notna(), None)
         codes = pd.Categorical(values, categories=list(column.categories)).codes.astype(np.int64)
-        codes = np.where(codes < 0, column.unknown, codes)  # unseen values and missing share the unknown bucket
-        if self.encoding == "ordinal":
-            return codes.reshape(-1, 1).astype(np.float64)
-        return np.eye(column.unknown + 1)[codes]
+        return np.where(codes < 0, column.unknown, codes)  # unseen values and missing share the unknown bucket
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
