@@ -173,6 +173,24 @@ def _raise(error: Exception) -> None:
 
 
 @app.command()
+def train(
+    config: ConfigPath,
+    set_: Overrides = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the latest unfinished training run from its last checkpoint.")
+    ] = False,
+) -> None:
+    """Train one model: data -> Ray Train -> packaged model and test metrics in one MLflow run (not registered)."""
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+    from mlops_ray.training import run_training
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    _guard(lambda: run_training(resolved, StageReporter(console), resume=resume))
+
+
+@app.command()
 def run(
     config: ConfigPath,
     set_: Overrides = None,

@@ -98,22 +98,75 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    name: Literal["mlp"] = "mlp"
-    hidden_sizes: tuple[int, ...] = Field((64, 32), min_length=1)
+    """The network: ``mlp`` (a plain stack) or ``resmlp`` (residual blocks, stronger on tabular data)."""
+
+    name: Literal["mlp", "resmlp"] = "mlp"
+    depth: int = Field(2, ge=1, le=64, description="hidden layers (mlp) or residual blocks (resmlp)")
+    width: int = Field(64, ge=1, le=65536, description="units per hidden layer")
     dropout: float = Field(0.1, ge=0, lt=1)
+    normalization: Literal["none", "batch", "layer"] = "none"
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+
+
+class CheckpointSettings(Section):
+    """Which epochs leave a checkpoint, and how many are kept (the best by ``metric``)."""
+
+    every_epochs: int = Field(1, ge=1, description="checkpoint every N epochs (and always the last one)")
+    keep: int = Field(2, ge=1, description="checkpoints kept: the best by metric")
+    metric: str = Field("val_loss", description="validation metric that ranks checkpoints and picks the model")
+    mode: Literal["min", "max"] = "min"
+
+
+class EarlyStopping(Section):
+    patience: int = Field(5, ge=1, description="epochs without improvement of checkpoint.metric before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as an improvement")
+
+
+class FaultInjection(Section):
+    """A deterministic failure for testing fault tolerance: ``rank`` raises once at ``epoch``."""
+
+    epoch: int = Field(ge=1)
+    rank: int = Field(0, ge=0)
 
 
 class TrainConfig(Section):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False
-    cpus_per_worker: float = Field(1.0, gt=0)
+    resources_per_worker: dict[str, float] = Field(
+        default_factory=lambda: {"CPU": 1.0}, description="Ray resources per worker, e.g. {CPU: 4, GPU: 1}"
+    )
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     weight_decay: float = Field(0.0, ge=0)
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up before the schedule")
+    step_every_epochs: int = Field(10, ge=1, description="step schedule: multiply lr by step_gamma this often")
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    grad_clip_norm: float | None = Field(None, gt=0, description="clip the gradient's global norm")
+    early_stopping: EarlyStopping | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, else fp16 with a grad scaler; fp32 on CPU"
+    )
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    max_failures: int = Field(0, ge=-1, description="worker-group restarts from the last checkpoint; -1: no limit")
     seed: int = 42
     cache_shard_mb: float = Field(256, ge=0, description="keep a worker's shard in memory below this size")
-    storage_path: str = Field(".mlops-ray/ray_results", description="Ray Train checkpoints and results")
+    storage_path: str = Field(
+        ".mlops-ray/ray_results", description="Ray Train checkpoints and results: a local path or a URI (s3://...)"
+    )
+    fault_injection: FaultInjection | None = Field(None, description="testing only: make a worker fail once")
+
+    @model_validator(mode="after")
+    def _gpu_consistent(self) -> TrainConfig:
+        if self.use_gpu and self.resources_per_worker.get("GPU", 1) <= 0:
+            raise ValueError("use_gpu is true but resources_per_worker gives no GPU")
+        if self.precision == "fp16" and not self.use_gpu:
+            raise ValueError("precision fp16 needs use_gpu: true (CPU autocast supports bf16 only)")
+        return self
 
 
 class TuneConfig(Section):

@@ -63,3 +63,9 @@ class ServingError(MlopsError):
     """The Serve endpoint could not be started or did not answer."""
 
     kind = "serving error"
+
+
+class TrainingError(MlopsError):
+    """Training stopped: a worker kept failing past ``train.max_failures``, or nothing can be resumed."""
+
+    kind = "training error"

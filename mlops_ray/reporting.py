@@ -48,6 +48,16 @@ class StageReporter:
         """A problem worth reading that does not stop the run (e.g. a constant column)."""
         self.console.print(f"[yellow]![/] {'warning':<9} {'':>7}  {message}", highlight=False)
 
+    def table(self, title: str, rows: dict[str, str]) -> None:
+        """A two-column summary: what was produced and where to find it."""
+        table = Table(title=title, show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for name, value in rows.items():
+            table.add_row(name, value)
+        table.add_row("total time", f"{sum(self.seconds.values()):.1f}s")
+        self.console.print(table)
+
     def summary(self, result: PipelineResult) -> None:
         table = Table(title="mlops-ray run", show_header=False, title_justify="left")
         table.add_column(style="bold")

@@ -2,10 +2,14 @@
 
 It reads its shard of the Ray Data splits, trains with DDP when there is more than
 one worker (every epoch reshuffles the rows), reduces validation statistics across
-workers so every rank sees the same numbers, and reports one checkpoint per epoch.
+workers so every rank sees the same numbers (and so takes the same early-stopping
+decision), and reports every epoch, with a checkpoint every ``every_epochs``.
 Classification trains with cross-entropy, regression with the mean squared error of
-the standardised label. Only rank 0 writes the
-checkpoint and logs to MLflow: one writer keeps the SQLite store safe.
+the standardised label, optionally under autocast (bf16, or fp16 with a grad scaler)
+and with gradient clipping. On start it continues from ``ray.train.get_checkpoint()``
+when there is one: after a worker failure Ray Train restarts the group from the last
+checkpoint, and the epoch counter, optimizer and schedule carry on from there. Only
+rank 0 writes checkpoints and logs to MLflow: one writer keeps the SQLite store safe.
 """
 
 from __future__ import annotations
@@ -23,45 +27,90 @@ import torch.distributed as dist
 from torch import nn
 
 from mlops_ray.models import ModelSpec, build_model
+from mlops_ray.train.optim import make_optimizer, make_scheduler
+from mlops_ray.train.precision import Precision
+from mlops_ray.train.state import Progress, load_checkpoint, save_checkpoint
 
-WEIGHTS_FILE = "model.pt"
 TARGET_DTYPES = {"classification": torch.long, "regression": torch.float32}
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
-    torch.manual_seed(cfg["seed"])
     rank = ray.train.get_context().get_world_rank()
+    torch.manual_seed(cfg["seed"])
     device = ray.train.torch.get_device()
-    model = ray.train.torch.prepare_model(build_model(ModelSpec.from_dict(cfg["model_spec"])))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    network = build_model(ModelSpec.from_dict(cfg["model_spec"]))
+    optimizer = make_optimizer(cfg, network.parameters())
+    scheduler = make_scheduler(cfg, optimizer)
+    precision = Precision.choose(cfg["precision"], device)
+    parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": precision.scaler}
+    model = ray.train.torch.prepare_model(network)  # moves the parameters in place: the optimizer keeps them
+    progress = Progress()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:  # a restart after a failure, or `mlops-ray train --resume`: continue, don't start over
+        with checkpoint.as_directory() as directory:
+            progress = load_checkpoint(Path(directory), network, parts)
+    min_rows = ModelSpec.from_dict(cfg["model_spec"]).min_train_batch_rows  # BatchNorm cannot train on one row
     objective = _Objective(cfg["task"], cfg.get("target_std", 1.0))
     train_shard = _EpochSource(ray.train.get_dataset_shard("train"), cfg, device)
     val_shard = _EpochSource(ray.train.get_dataset_shard("val"), cfg, device)
     logger = _EpochLogger(cfg["tracking_uri"], cfg["run_id"]) if rank == 0 and cfg.get("run_id") else None
+    selection, stopping = cfg["checkpoint"], cfg.get("early_stopping")
 
-    for epoch in range(cfg["epochs"]):
+    while progress.epoch < cfg["epochs"]:
+        epoch = progress.epoch + 1
+        _maybe_fail(cfg.get("fault_injection"), epoch, rank)
         model.train()
         train_sums = torch.zeros(3, device=device)
         for batch in train_shard.batches(shuffle_seed=cfg["seed"] + epoch):
-            outputs = model(batch["x"])
-            loss = objective.loss(outputs, batch["y"])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            train_sums += objective.sums(outputs.detach(), batch["y"], loss.detach())
-        val_sums = _evaluate(model, val_shard, objective, device)
-        metrics = {"epoch": epoch + 1, **objective.rates("train", train_sums), **objective.rates("val", val_sums)}
-        _report(model, metrics, rank)
+            if batch["y"].shape[0] < min_rows:
+                continue  # shards are equal in size, so every rank skips the same trailing batch
+            with precision.autocast():
+                outputs = model(batch["x"])
+                loss = objective.loss(outputs, batch["y"])
+            optimizer.zero_grad(set_to_none=True)
+            precision.scaler.scale(loss).backward()
+            if cfg.get("grad_clip_norm"):
+                precision.scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip_norm"])
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+            train_sums += objective.sums(outputs.detach().float(), batch["y"], loss.detach().float())
+        epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        scheduler.step()
+        val_sums = _evaluate(model, val_shard, objective, precision, device)
+        metrics = {"epoch": epoch, **objective.rates("train", train_sums), **objective.rates("val", val_sums)}
+        metrics["lr"] = epoch_lr
+        progress.epoch = epoch
+        progress.update(metrics[selection["metric"]], selection["mode"], stopping["min_delta"] if stopping else 0.0)
+        stop = bool(stopping) and progress.bad_epochs >= stopping["patience"]
+        keep = epoch % selection["every_epochs"] == 0 or epoch == cfg["epochs"] or stop
+        _report(network, parts, progress, metrics, rank, keep)
         if logger:
-            logger.log(metrics, step=epoch + 1)
+            logger.log(metrics, step=epoch)
+        if stop:
+            break
 
 
-def _evaluate(model: nn.Module, shard: _EpochSource, objective: _Objective, device: torch.device) -> torch.Tensor:
+def _maybe_fail(fault: dict[str, Any] | None, epoch: int, rank: int) -> None:
+    """Testing aid: raise once (a marker file remembers it) on ``fault['rank']`` at ``fault['epoch']``."""
+    if not fault or fault["epoch"] != epoch or fault["rank"] != rank:
+        return
+    marker = Path(fault["marker"])
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"fault injected at epoch {epoch} on rank {rank}\n")
+    raise RuntimeError(f"injected fault at epoch {epoch} on rank {rank} (train.fault_injection)")
+
+
+def _evaluate(
+    model: nn.Module, shard: _EpochSource, objective: _Objective, precision: Precision, device: torch.device
+) -> torch.Tensor:
     model.eval()
     sums = torch.zeros(3, device=device)
-    with torch.no_grad():
+    with torch.no_grad(), precision.autocast():
         for batch in shard.batches(shuffle_seed=None):
-            outputs = model(batch["x"])
+            outputs = model(batch["x"]).float()
             sums += objective.sums(outputs, batch["y"], objective.loss(outputs, batch["y"]))
     return sums
 
@@ -110,6 +159,7 @@ class _EpochSource:
         self.shard = shard
         self.batch_size = cfg["batch_size"]
         self.dtypes = {"x": torch.float32, "y": TARGET_DTYPES[cfg["task"]]}
+        self.pin_memory = device.type == "cuda"  # page-locked host buffers make the copy to the GPU asynchronous
         self.cache_bytes = cfg["cache_shard_mb"] * 2**20
         self.device = device
         self.cached: dict[str, torch.Tensor] | None = None
@@ -126,6 +176,7 @@ class _EpochSource:
             device=self.device,
             local_shuffle_buffer_size=self.batch_size * 8 if shuffle_seed is not None else None,
             local_shuffle_seed=shuffle_seed,
+            pin_memory=self.pin_memory,
         ):
             size += sum(t.element_size() * t.nelement() for t in batch.values())
             if size <= self.cache_bytes:
@@ -147,13 +198,15 @@ class _EpochSource:
             yield {k: v[index] for k, v in self.cached.items()}
 
 
-def _report(model: nn.Module, metrics: dict[str, float], rank: int) -> None:
-    if rank != 0:
+def _report(
+    network: nn.Module, parts: dict[str, Any], progress: Progress, metrics: dict[str, float], rank: int, keep: bool
+) -> None:
+    """Every rank reports; rank 0 attaches the checkpoint on the epochs that keep one."""
+    if rank != 0 or not keep:
         ray.train.report(metrics)
         return
-    module = model.module if hasattr(model, "module") else model
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save(module.state_dict(), Path(tmp) / WEIGHTS_FILE)
+        save_checkpoint(Path(tmp), network, parts, progress)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 

@@ -1,7 +1,10 @@
 """Build a TorchTrainer from the config, run it, and return the best weights.
 
-The best checkpoint (lowest validation loss) is what gets registered, not the last
-epoch's, so a late overfit does not reach production.
+The best checkpoint by ``train.checkpoint.metric`` is what gets registered, not the
+last epoch's, so a late overfit does not reach production. The Ray Train run is
+named after the MLflow run (``train-<run id>``) under ``train.storage_path``:
+starting a trainer with the same name again is how Ray Train v2 finds the run's
+checkpoints, which is what ``mlops-ray train --resume`` relies on.
 """
 
 from __future__ import annotations
@@ -10,15 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ray.train import CheckpointConfig, LoggingConfig, RunConfig, ScalingConfig
+from ray.data import ExecutionOptions
+from ray.train import (
+    CheckpointConfig,
+    DataConfig,
+    FailureConfig,
+    LoggingConfig,
+    Result,
+    RunConfig,
+    ScalingConfig,
+    TrainingFailedError,
+)
 from ray.train.torch import TorchTrainer
 
 from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
+from mlops_ray.errors import TrainingError
 from mlops_ray.models import ModelSpec
-from mlops_ray.train.loop import WEIGHTS_FILE, train_loop_per_worker
-
-SELECTION_METRIC = "val_loss"
+from mlops_ray.train.loop import train_loop_per_worker
+from mlops_ray.train.state import WEIGHTS_FILE
 
 
 @dataclass(frozen=True)
@@ -27,48 +40,84 @@ class TrainResult:
     state_dict: dict[str, torch.Tensor]
     best_metrics: dict[str, float]
     checkpoint_path: str
+    epochs_run: int
 
 
-def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str | None) -> TrainResult:
+def run_name(run_id: str) -> str:
+    return f"train-{run_id}"
+
+
+def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str) -> TrainResult:
     spec = ModelSpec.from_config(config.model, data.preprocessing.width, data.target.n_outputs)
     train = config.train
+    storage = storage_uri(train.storage_path)
+    loop_config = {
+        **train.model_dump(mode="json", exclude={"fault_injection"}),
+        "model_spec": spec.to_dict(),
+        "task": data.target.task,
+        "target_std": data.target.std,
+        "tracking_uri": tracking_uri,
+        "run_id": run_id,
+    }
+    if train.fault_injection is not None:
+        marker = Path(storage) / run_name(run_id) / f"fault-injected-epoch-{train.fault_injection.epoch}"
+        loop_config["fault_injection"] = {**train.fault_injection.model_dump(), "marker": str(marker)}
+    selection = train.checkpoint
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "model_spec": spec.to_dict(),
-            "task": data.target.task,
-            "target_std": data.target.std,
-            "epochs": train.epochs,
-            "batch_size": train.batch_size,
-            "lr": train.lr,
-            "weight_decay": train.weight_decay,
-            "seed": train.seed,
-            "cache_shard_mb": train.cache_shard_mb,
-            "tracking_uri": tracking_uri,
-            "run_id": run_id,
-        },
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(
             num_workers=train.num_workers,
             use_gpu=train.use_gpu,
-            resources_per_worker={"CPU": train.cpus_per_worker},
+            resources_per_worker=dict(train.resources_per_worker),
+            placement_strategy=train.placement_strategy,
         ),
         run_config=RunConfig(
-            name=f"train-{run_id}" if run_id else None,
-            storage_path=_storage_uri(train.storage_path),
+            name=run_name(run_id),
+            storage_path=storage,
             logging_config=LoggingConfig(log_level="WARNING"),
             checkpoint_config=CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=SELECTION_METRIC, checkpoint_score_order="min"
+                num_to_keep=selection.keep,
+                checkpoint_score_attribute=selection.metric,
+                checkpoint_score_order=selection.mode,
             ),
+            failure_config=FailureConfig(max_failures=train.max_failures),
         ),
         datasets={"train": data.train, "val": data.val},
+        # Blocks in a fixed order: with one worker and one seed, a re-run sees the same batches.
+        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
-    result = trainer.fit()
-    checkpoint, metrics = min(result.best_checkpoints, key=lambda pair: pair[1][SELECTION_METRIC])
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as exc:
+        raise TrainingError(
+            f"training failed after {max(train.max_failures, 0)} restart(s): {_root_cause(exc)}",
+            where=f"Ray Train run {run_name(run_id)} under {storage}",
+            hint="Worker logs are in /tmp/ray/session_latest/logs; raise train.max_failures to retry more, "
+            "and `mlops-ray train CONFIG --resume` continues from the last checkpoint.",
+        ) from None
+    return _best(result, spec, selection.metric, selection.mode)
+
+
+def _best(result: Result, spec: ModelSpec, metric: str, mode: str) -> TrainResult:
+    if not result.best_checkpoints:
+        raise TrainingError("training finished without a checkpoint", where="train.checkpoint")
+    pick = min if mode == "min" else max
+    checkpoint, metrics = pick(result.best_checkpoints, key=lambda pair: pair[1][metric])
     with checkpoint.as_directory() as directory:
         state_dict = torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     best = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    return TrainResult(spec, state_dict, best, checkpoint.path)
+    epochs_run = int(result.metrics.get("epoch", best.get("epoch", 0))) if result.metrics else int(best["epoch"])
+    return TrainResult(spec, state_dict, best, checkpoint.path, epochs_run)
 
 
-def _storage_uri(path: str) -> str:
+def _root_cause(exc: TrainingFailedError) -> str:
+    failures = getattr(exc, "worker_failures", None)
+    if failures:
+        rank, error = sorted(failures.items())[0]
+        return f"rank {rank}: {str(error).strip().splitlines()[-1]}"
+    return str(exc).strip().splitlines()[-1]
+
+
+def storage_uri(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())

@@ -46,7 +46,7 @@ def test_unknown_section_suggests_section(tmp_path: Path) -> None:
 
 
 def test_unknown_key_without_close_match_lists_valid_keys(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"valid keys: .*hidden_sizes"):
+    with pytest.raises(ConfigError, match=r"valid keys: .*normalization"):
         load_config(write(tmp_path, "model:\n  zzzzzz: 1\n"))
 
 
@@ -59,9 +59,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_override_is_typed_from_yaml() -> None:
-    config = load_config(QUICKSTART, ["train.epochs=3", "model.hidden_sizes=[8, 4]", "ray.include_dashboard=false"])
+    config = load_config(QUICKSTART, ["train.epochs=3", "model.width=8", "ray.include_dashboard=false"])
     assert config.train.epochs == 3
-    assert config.model.hidden_sizes == (8, 4)
+    assert config.model.width == 8
     assert config.ray.include_dashboard is False
 
 
@@ -146,3 +146,14 @@ def test_metrics_must_fit_the_task() -> None:
     config = validate_config({"evaluate": {"metrics": ["accuracy", "rmse"]}})
     with pytest.raises(ConfigError, match="rmse do not apply to classification"):
         config.evaluate.metrics_for("classification")
+
+
+def test_training_options_are_checked_together() -> None:
+    with pytest.raises(ConfigError, match="precision fp16 needs use_gpu"):
+        validate_config({"train": {"precision": "fp16"}})
+    with pytest.raises(ConfigError, match="use_gpu is true but resources_per_worker gives no GPU"):
+        validate_config({"train": {"use_gpu": True, "resources_per_worker": {"CPU": 1, "GPU": 0}}})
+    with pytest.raises(ConfigError, match=r"'train\.fault_injection\.epoch'"):
+        validate_config({"train": {"fault_injection": {"rank": 1}}})
+    config = validate_config({"train": {"early_stopping": {"patience": 3}, "checkpoint": {"keep": 1}}})
+    assert config.train.early_stopping is not None and config.train.early_stopping.min_delta == 0.0

@@ -1,0 +1,117 @@
+"""Training on real Ray Train and MLflow: fault tolerance, resume, determinism, early stopping, checkpoints.
+
+Every run is small (a generated table of 600 rows, a few epochs) so the behaviours,
+not the accuracy, are what the tests look at. Faults are injected deterministically
+with ``train.fault_injection``: one rank raises once at the start of an epoch.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from rich.console import Console
+from typer.testing import CliRunner
+
+from mlops_ray.cli import app
+from mlops_ray.config import Config, load_config
+from mlops_ray.errors import TrainingError
+from mlops_ray.reporting import StageReporter
+from mlops_ray.training import TrainingOutcome, run_training
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def config_for(tmp_path: Path, *overrides: str) -> Config:
+    return load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        [
+            "data.source=synthetic:classification",
+            "data.synthetic={rows: 600, features: 4, categoricals: 1, seed: 2}",
+            "train.num_workers=2",
+            "train.resources_per_worker={CPU: 0.5}",
+            "train.epochs=5",
+            "train.batch_size=64",
+            f"train.storage_path={tmp_path / 'ray_results'}",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"tracking.artifact_location={tmp_path / 'artifacts'}",
+            "registry.model_name=training-test",
+            *overrides,
+        ],
+    )
+
+
+def train(config: Config, resume: bool = False) -> TrainingOutcome:
+    return run_training(config, StageReporter(Console(file=io.StringIO())), resume=resume)
+
+
+def steps(config: Config, run_id: str, metric: str = "val_loss") -> list[int]:
+    client = MlflowClient(config.tracking.uri)
+    return sorted(m.step for m in client.get_metric_history(run_id, metric))
+
+
+def test_a_worker_failing_at_epoch_3_resumes_from_its_checkpoint_in_the_same_run(tmp_path: Path) -> None:
+    config = config_for(tmp_path, "train.max_failures=1", "train.fault_injection={epoch: 3, rank: 1}")
+    outcome = train(config)
+    run = MlflowClient(config.tracking.uri).get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert list((tmp_path / "ray_results").glob("*/fault-injected-epoch-3")), "the fault never fired"
+    assert steps(config, outcome.run_id) == [1, 2, 3, 4, 5]  # epochs 1-2 were not trained again
+    assert outcome.trained.epochs_run == 5
+
+
+def test_past_the_failure_limit_the_run_is_failed_then_resume_continues_it(tmp_path: Path) -> None:
+    config = config_for(tmp_path, "train.max_failures=0", "train.fault_injection={epoch: 3, rank: 0}")
+    with pytest.raises(TrainingError, match=r"failed after 0 restart\(s\): rank 0: .*injected fault at epoch 3"):
+        train(config)
+    client = MlflowClient(config.tracking.uri)
+    (failed,) = client.search_runs([client.get_experiment_by_name(config.tracking.experiment).experiment_id])
+    assert failed.info.status == "FAILED"
+    assert steps(config, failed.info.run_id) == [1, 2]
+
+    resumed = train(config, resume=True)  # the marker file remembers the fault fired: no second failure
+    assert resumed.resumed and resumed.run_id == failed.info.run_id
+    assert client.get_run(resumed.run_id).info.status == "FINISHED"
+    assert steps(config, resumed.run_id) == [1, 2, 3, 4, 5]
+    with pytest.raises(TrainingError, match="finished; there is nothing to resume"):
+        train(config, resume=True)
+
+
+def test_same_seed_and_one_worker_give_identical_metrics(tmp_path: Path) -> None:
+    runs = [train(config_for(tmp_path / str(i), "train.num_workers=1", "train.epochs=3")) for i in range(2)]
+    first, second = (r.trained.best_metrics for r in runs)
+    assert first == second
+    assert runs[0].test_metrics == runs[1].test_metrics
+
+
+def test_early_stopping_checkpoint_cadence_and_every_option_together(tmp_path: Path) -> None:
+    config = config_for(
+        tmp_path,
+        "model={name: resmlp, depth: 2, width: 16, normalization: batch, activation: gelu}",
+        "train.optimizer=sgd",
+        "train.lr_schedule=cosine",
+        "train.warmup_epochs=1",
+        "train.grad_clip_norm=1.0",
+        "train.precision=bf16",
+        "train.epochs=10",
+        "train.early_stopping={patience: 2, min_delta: 1000000}",  # no epoch can improve by that much
+        "train.checkpoint={every_epochs: 2, keep: 2}",
+    )
+    outcome = train(config)
+    assert outcome.trained.epochs_run == 3  # epoch 1 sets the best, 2 and 3 do not improve: stop
+    assert steps(config, outcome.run_id) == [1, 2, 3]
+    (run_dir,) = (tmp_path / "ray_results").iterdir()
+    assert len([p for p in run_dir.glob("checkpoint_*") if p.is_dir()]) == 2  # epoch 2 (cadence), 3 (the stop)
+    learning_rates = [m.value for m in MlflowClient(config.tracking.uri).get_metric_history(outcome.run_id, "lr")]
+    assert learning_rates[0] < learning_rates[1]  # warm-up, then the cosine decay
+
+
+def test_train_command_explains_when_there_is_nothing_to_resume(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"tracking: {{uri: 'sqlite:///{tmp_path / 'mlflow.db'}'}}\nregistry: {{model_name: nothing}}\n")
+    result = CliRunner().invoke(app, ["train", str(config), "--resume"])
+    assert result.exit_code == 1, result.output
+    assert "there is no training run to resume" in result.output
