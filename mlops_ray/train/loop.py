@@ -56,12 +56,16 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     logger = _EpochLogger(cfg["tracking_uri"], cfg["run_id"]) if rank == 0 and cfg.get("run_id") else None
     selection, stopping = cfg["checkpoint"], cfg.get("early_stopping")
 
+    first_batch_unix: float | None = None
+    logging_seconds = 0.0
     while progress.epoch < cfg["epochs"]:
         epoch = progress.epoch + 1
         _maybe_fail(cfg.get("fault_injection"), epoch, rank)
         model.train()
         train_sums = torch.zeros(3, device=device)
+        epoch_start = time.perf_counter()
         for batch in train_shard.batches(shuffle_seed=cfg["seed"] + epoch):
+            first_batch_unix = first_batch_unix or time.time()
             if batch["y"].shape[0] < min_rows:
                 continue  # shards are equal in size, so every rank skips the same trailing batch
             with precision.autocast():
@@ -75,18 +79,27 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             precision.scaler.step(optimizer)
             precision.scaler.update()
             train_sums += objective.sums(outputs.detach().float(), batch["y"], loss.detach().float())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - epoch_start
         epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         scheduler.step()
         val_sums = _evaluate(model, val_shard, objective, precision, device)
         metrics = {"epoch": epoch, **objective.rates("train", train_sums), **objective.rates("val", val_sums)}
         metrics["lr"] = epoch_lr
+        metrics["train_seconds"] = train_seconds
+        metrics["train_samples_per_s"] = float(train_sums[2]) / max(train_seconds, 1e-9)  # all ranks' rows
         progress.epoch = epoch
         progress.update(metrics[selection["metric"]], selection["mode"], stopping["min_delta"] if stopping else 0.0)
         stop = bool(stopping) and progress.bad_epochs >= stopping["patience"]
         keep = epoch % selection["every_epochs"] == 0 or epoch == cfg["epochs"] or stop
-        _report(network, parts, progress, metrics, rank, keep)
         if logger:
+            logged = time.perf_counter()
             logger.log(metrics, step=epoch)
+            logging_seconds += time.perf_counter() - logged
+        # Timings for benchmarks: in Ray Train's result, not in MLflow (they describe the machine, not the model).
+        timing = {"first_batch_unix": first_batch_unix or 0.0, "mlflow_log_seconds": logging_seconds}
+        _report(network, parts, progress, {**metrics, **timing}, rank, keep)
         if stop:
             break
 

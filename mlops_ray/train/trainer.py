@@ -41,6 +41,7 @@ class TrainResult:
     best_metrics: dict[str, float]
     checkpoint_path: str
     epochs_run: int
+    final_metrics: dict[str, float]  # the last epoch's report, with timings (train_seconds, first_batch_unix, ...)
 
 
 def run_name(run_id: str) -> str:
@@ -107,8 +108,8 @@ def _best(result: Result, spec: ModelSpec, metric: str, mode: str) -> TrainResul
     with checkpoint.as_directory() as directory:
         state_dict = torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     best = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    epochs_run = int(result.metrics.get("epoch", best.get("epoch", 0))) if result.metrics else int(best["epoch"])
-    return TrainResult(spec, state_dict, best, checkpoint.path, epochs_run)
+    final = {k: float(v) for k, v in (result.metrics or metrics).items() if isinstance(v, int | float)}
+    return TrainResult(spec, state_dict, best, checkpoint.path, int(final["epoch"]), final)
 
 
 def _root_cause(exc: TrainingFailedError) -> str:
