@@ -30,7 +30,7 @@ from mlops_ray.registry import log_dataset_input, log_packaged_model
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
 from mlops_ray.train import TrainResult, train_model
-from mlops_ray.train.trainer import run_name, storage_uri
+from mlops_ray.train.trainer import check_selection_metric, run_name, storage_uri
 
 STAGE_TAG = "mlops_ray.stage"
 MODEL_TAG = "mlops_ray.model_name"
@@ -82,6 +82,7 @@ def train_and_log(
     for warning in data.warnings:
         reporter.warn(warning)
     metric_names = config.evaluate.metrics_for(data.task)
+    check_selection_metric(config.train, data.task)
     with mlflow.start_run(run_id=resume_id, run_name=None if resume_id else f"{config.registry.model_name}-train"):
         run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
         if resume_id is None:

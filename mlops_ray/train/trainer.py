@@ -26,9 +26,9 @@ from ray.train import (
 )
 from ray.train.torch import TorchTrainer
 
-from mlops_ray.config import Config
+from mlops_ray.config import Config, TrainConfig
 from mlops_ray.data import PreparedData
-from mlops_ray.errors import TrainingError
+from mlops_ray.errors import ConfigError, TrainingError
 from mlops_ray.models import ModelSpec
 from mlops_ray.train.loop import train_loop_per_worker
 from mlops_ray.train.state import WEIGHTS_FILE
@@ -48,9 +48,26 @@ def run_name(run_id: str) -> str:
     return f"train-{run_id}"
 
 
+def selectable_metrics(task: str) -> tuple[str, ...]:
+    """Metrics every epoch reports, so they can rank checkpoints and drive early stopping."""
+    second = "accuracy" if task == "classification" else "mae"
+    return tuple(f"{split}_{name}" for split in ("val", "train") for name in ("loss", second))
+
+
+def check_selection_metric(train: TrainConfig, task: str) -> None:
+    """Refuse, before anything starts, a checkpoint metric the loop will never report."""
+    allowed = selectable_metrics(task)
+    if train.checkpoint.metric not in allowed:
+        raise ConfigError(
+            f"'{train.checkpoint.metric}' is not reported for {task}; choose one of {', '.join(allowed)}",
+            where="train.checkpoint.metric",
+        )
+
+
 def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str) -> TrainResult:
     spec = ModelSpec.from_config(config.model, data.preprocessing.width, data.target.n_outputs)
     train = config.train
+    check_selection_metric(train, data.task)
     storage = storage_uri(train.storage_path)
     loop_config = {
         **train.model_dump(mode="json", exclude={"fault_injection"}),

@@ -76,3 +76,10 @@ def test_checkpoint_round_trip_restores_optimizer_schedule_and_progress(tmp_path
     assert torch.equal(fresh.weight, model.weight)
     assert fresh_scheduler.last_epoch == 1
     assert fresh_optimizer.state_dict()["state"][0]["step"] == optimizer.state_dict()["state"][0]["step"]
+
+
+def test_checkpoint_metric_must_be_one_the_loop_reports() -> None:
+    from mlops_ray.train.trainer import selectable_metrics
+
+    assert selectable_metrics("classification") == ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+    assert "val_mae" in selectable_metrics("regression") and "val_accuracy" not in selectable_metrics("regression")
