@@ -17,7 +17,8 @@ def classification_metrics(
     predictions: pd.DataFrame, y_true: np.ndarray, class_names: tuple[str, ...], names: Iterable[str]
 ) -> dict[str, float]:
     """``predictions`` is the pyfunc output; ``y_true`` holds class indices."""
-    proba = predictions[[f"probability_{c}" for c in class_names]].to_numpy()
+    proba = predictions[[f"probability_{c}" for c in class_names]].to_numpy(dtype=np.float64)
+    proba /= proba.sum(axis=1, keepdims=True)  # float32 softmax sums miss 1 by ~1e-7, which log_loss warns about
     y_pred = proba.argmax(axis=1)
     labels = list(range(len(class_names)))
     scorers: dict[str, Callable[[], float]] = {
