@@ -33,6 +33,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/quickstart_stages.py
 	$(BIN)/python benchmarks/data_preprocessing.py
+	$(BIN)/python benchmarks/training_throughput.py
 
 # Re-pin every package from what the current .venv holds.
 lock:

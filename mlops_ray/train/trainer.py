@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from ray.data import ExecutionOptions
@@ -27,11 +28,13 @@ from ray.train import (
 from ray.train.torch import TorchTrainer
 
 from mlops_ray.config import Config, TrainConfig
-from mlops_ray.data import PreparedData
 from mlops_ray.errors import ConfigError, TrainingError
 from mlops_ray.models import ModelSpec
 from mlops_ray.train.loop import train_loop_per_worker
 from mlops_ray.train.state import WEIGHTS_FILE
+
+if TYPE_CHECKING:  # workers import this package to load the loop; the data layer (scikit-learn) costs them 0.8 s
+    from mlops_ray.data import PreparedData
 
 
 @dataclass(frozen=True)
