@@ -32,6 +32,8 @@ from mlops_ray.train.precision import Precision
 from mlops_ray.train.state import Progress, load_checkpoint, save_checkpoint
 
 TARGET_DTYPES = {"classification": torch.long, "regression": torch.float32}
+# Wall-clock measurements in every report: they describe the machine, not the model, so they differ between runs.
+TIMING_METRICS = frozenset({"train_seconds", "train_samples_per_s", "first_batch_unix", "mlflow_log_seconds"})
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
