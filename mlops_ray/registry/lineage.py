@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import mlflow
-import pyarrow as pa
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.dataset_source import DatasetSource
 from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -19,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.types import ColSpec, Schema
 
 from mlops_ray.data import PreparedData
+from mlops_ray.data.schema import column_type
 
 
 class _ProfiledDataset(MetaDataset):
@@ -58,13 +58,9 @@ def _source(uri: str) -> DatasetSource:
         return CodeDatasetSource(tags={"uri": uri})
 
 
+_MLFLOW_TYPES = {"boolean": "boolean", "integer": "long", "float": "double"}
+
+
 def _mlflow_type(arrow_type: object) -> str:
-    if not isinstance(arrow_type, pa.DataType):
-        return "string"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "long"
-    if pa.types.is_floating(arrow_type):
-        return "double"
-    return "string"
+    """MLflow's column type for an Arrow type, through the schema contract's own mapping."""
+    return _MLFLOW_TYPES.get(column_type(arrow_type), "string")
