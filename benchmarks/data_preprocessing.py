@@ -64,6 +64,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import ray.data
+from common import emit, memory_gib  # benchmarks/common.py, next to this script
 
 from mlops_ray.data.preprocessing import CategoricalColumn, NumericColumn, Preprocessing
 
@@ -360,14 +361,9 @@ def check_agreement(ours: SideResult, baseline: SideResult, expected_rows: int) 
         raise SystemExit("ours and the baseline disagree:\n  " + "\n  ".join(problems))
 
 
-def _memory_gib() -> int:
-    with open("/proc/meminfo") as meminfo:
-        return round(int(meminfo.readline().split()[1]) / 2**20)
-
-
 def machine() -> dict[str, str]:
     return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_memory_gib()} GiB, no GPU ({platform.node()})",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, no GPU ({platform.node()})",
         "platform": platform.platform(),
         "python": platform.python_version(),
         "ray": ray.__version__,
@@ -437,11 +433,7 @@ def main() -> None:
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
         **machine(),
     }
-    line = json.dumps(record)
-    print(line)
-    if args.save:
-        out = ROOT / "benchmarks" / "results" / "data_preprocessing.json"
-        out.write_text(line + "\n")
+    emit(record, "data_preprocessing", args.save)
 
 
 if __name__ == "__main__":

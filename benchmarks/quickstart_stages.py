@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import socket
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import emit, memory_gib  # benchmarks/common.py, next to this script
 from rich.console import Console
 from rich.table import Table
 from sklearn.datasets import load_breast_cancer
@@ -89,11 +89,6 @@ def run_baseline(epochs: int, batch_size: int, lr: float) -> dict[str, float]:
     return {"data": data_s, "train": train_s, "test_accuracy": float(np.mean(predicted == y_test))}
 
 
-def _memory_gib() -> int:
-    with open("/proc/meminfo") as meminfo:
-        return round(int(meminfo.readline().split()[1]) / 2**20)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=load_config(ROOT / "configs" / "quickstart.yaml").train.epochs)
@@ -125,13 +120,9 @@ def main() -> None:
         "baseline_s": {"data": round(baseline["data"], 3), "train": round(baseline["train"], 3)},
         "train_ratio": round(ours["train"] / baseline["train"], 1),
         "test_accuracy": {"ours": round(ours["test_accuracy"], 4), "baseline": round(baseline["test_accuracy"], 4)},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_memory_gib()} GiB, no GPU ({platform.node()})",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, no GPU ({platform.node()})",
     }
-    line = json.dumps(record)
-    print(line)
-    if args.save:
-        out = ROOT / "benchmarks" / "results" / "quickstart_stages.json"
-        out.write_text(line + "\n")
+    emit(record, "quickstart_stages", args.save)
 
 
 if __name__ == "__main__":

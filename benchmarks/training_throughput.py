@@ -47,7 +47,6 @@ Prints a table and one JSON line; ``--save`` also writes it to benchmarks/result
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -61,6 +60,7 @@ import mlflow
 import numpy as np
 import ray
 import torch
+from common import emit, memory_gib  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -253,15 +253,10 @@ def peak_tflops(device: torch.device, precision: str, given: float | None) -> tu
     return name, known[precision] if known else None
 
 
-def _memory_gib() -> int:
-    with open("/proc/meminfo") as meminfo:
-        return round(int(meminfo.readline().split()[1]) / 2**20)
-
-
 def machine(device_name: str) -> dict[str, str]:
     gpu = device_name if torch.cuda.is_available() else "no GPU"
     return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {_memory_gib()} GiB, {gpu} ({platform.node()})",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, {gpu} ({platform.node()})",
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -467,11 +462,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         measured = measure(args, Path(tmp))
     record = report(args, measured, (load_before, os.getloadavg()[0]))
-    line = json.dumps(record)
-    print(line)
-    if args.save:
-        out = ROOT / "benchmarks" / "results" / "training_throughput.json"
-        out.write_text(line + "\n")
+    emit(record, "training_throughput", args.save)
 
 
 if __name__ == "__main__":
