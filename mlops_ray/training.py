@@ -18,6 +18,7 @@ from pathlib import Path
 import mlflow
 import ray
 import torch
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from mlops_ray import __version__
@@ -72,21 +73,13 @@ def train_and_log(
 ) -> TrainingOutcome:
     config_text = config_text or dump_config(config)
     resume_id = find_resumable_run(config) if resume else None
-    with reporter.stage("data", f"reading {config.data.source}, splitting, fitting preprocessing") as stage:
-        data = prepare_data(config.data)
-        counts = ", ".join(f"{k} {v}" for k, v in data.row_counts.items())
-        stage.detail = (
-            f"{data.task}, {data.fingerprint.rows} rows -> {counts} ({data.split_method} split); "
-            f"fingerprint {data.fingerprint.digest[:12]}"
-        )
-    for warning in data.warnings:
-        reporter.warn(warning)
+    data = prepare_stage(config, reporter)
     metric_names = config.evaluate.metrics_for(data.task)
     check_selection_metric(config.train, data.task)
     with mlflow.start_run(run_id=resume_id, run_name=None if resume_id else f"{config.registry.model_name}-train"):
         run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
         if resume_id is None:
-            _log_run_inputs(config, config_text, data, run_id, reporter)
+            log_run_inputs(config, config_text, data, run_id, reporter, stage="train")
         doing = f"{config.train.num_workers} Ray Train worker(s), {config.train.epochs} epochs"
         with reporter.stage("train", ("resuming: " if resume_id else "") + doing) as stage:
             trained = train_model(config, data, tracking_uri, run_id)
@@ -103,25 +96,41 @@ def train_and_log(
     return TrainingOutcome(run_id, model_uri, test_metrics, data, trained, resume_id is not None)
 
 
-def find_resumable_run(config: Config) -> str:
-    """The latest training run of this model in the experiment, if it did not finish and left checkpoints."""
+def prepare_stage(config: Config, reporter: StageReporter) -> PreparedData:
+    """The data stage of every command that trains: read, validate, split, fit preprocessing; warn."""
+    with reporter.stage("data", f"reading {config.data.source}, splitting, fitting preprocessing") as stage:
+        data = prepare_data(config.data)
+        counts = ", ".join(f"{k} {v}" for k, v in data.row_counts.items())
+        stage.detail = (
+            f"{data.task}, {data.fingerprint.rows} rows -> {counts} ({data.split_method} split); "
+            f"fingerprint {data.fingerprint.digest[:12]}"
+        )
+    for warning in data.warnings:
+        reporter.warn(warning)
+    return data
+
+
+def latest_run(config: Config, stage: str) -> Run | None:
+    """The newest run of ``stage`` ('train' or 'tune') for this model in the config's experiment."""
     client = MlflowClient()
     experiment = client.get_experiment_by_name(config.tracking.experiment)
-    name = config.registry.model_name
-    runs = (
-        client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.`{STAGE_TAG}` = 'train' and tags.`{MODEL_TAG}` = '{name}'",
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if experiment
-        else []
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{STAGE_TAG}` = '{stage}' and tags.`{MODEL_TAG}` = '{config.registry.model_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
-    where = f"experiment '{config.tracking.experiment}', model '{name}'"
-    if not runs:
+    return runs[0] if runs else None
+
+
+def find_resumable_run(config: Config) -> str:
+    """The latest training run of this model in the experiment, if it did not finish and left checkpoints."""
+    run = latest_run(config, "train")
+    where = f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
+    if run is None:
         raise TrainingError("there is no training run to resume", where=where, hint="Run without --resume.")
-    run = runs[0]
     if run.info.status == "FINISHED":
         raise TrainingError(
             f"the latest training run {run.info.run_id} finished; there is nothing to resume",
@@ -138,9 +147,12 @@ def find_resumable_run(config: Config) -> str:
     return run.info.run_id
 
 
-def _log_run_inputs(config: Config, config_text: str, data: PreparedData, run_id: str, reporter: StageReporter) -> None:
-    mlflow.set_tags({STAGE_TAG: "train", MODEL_TAG: config.registry.model_name, **_system_facts(config)})
-    mlflow.log_params(_flatten(config.model_dump(mode="json")))
+def log_run_inputs(
+    config: Config, config_text: str, data: PreparedData, run_id: str, reporter: StageReporter, stage: str
+) -> None:
+    """What every training or sweep run records first: tags, the config, the dataset and its validation."""
+    mlflow.set_tags({STAGE_TAG: stage, MODEL_TAG: config.registry.model_name, **_system_facts(config)})
+    mlflow.log_params(flatten(config.model_dump(mode="json", exclude={"tune"})))
     mlflow.log_text(config_text, "config.yaml")
     log_dataset_input(data)
     if data.warnings:
@@ -179,11 +191,11 @@ def _record_validation(data: PreparedData, quarantine_dir: str, run_id: str, rep
     reporter.warn(f"{data.validation.invalid_rows} row(s) broke the schema and were dropped; written to {path}")
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     flat: dict[str, object] = {}
     for key, value in tree.items():
         if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

@@ -20,15 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import ray.train
-import ray.train.torch
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from mlops_ray.models import ModelSpec, build_model
-from mlops_ray.train.optim import make_optimizer, make_scheduler
+from mlops_ray.train.optim import apply_optimizer_settings, make_optimizer, make_scheduler
 from mlops_ray.train.precision import Precision
+from mlops_ray.train.session import LoopSession, RayTrainSession
 from mlops_ray.train.state import Progress, load_checkpoint, save_checkpoint
 
 TARGET_DTYPES = {"classification": torch.long, "regression": torch.float32}
@@ -37,24 +36,29 @@ TIMING_METRICS = frozenset({"train_seconds", "train_samples_per_s", "first_batch
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
-    rank = ray.train.get_context().get_world_rank()
+    """Ray Train's entry: one worker of a TorchTrainer group."""
+    run_loop(cfg, RayTrainSession())
+
+
+def run_loop(cfg: dict[str, Any], session: LoopSession) -> None:
+    rank, device = session.rank, session.device
     torch.manual_seed(cfg["seed"])
-    device = ray.train.torch.get_device()
     network = build_model(ModelSpec.from_dict(cfg["model_spec"]))
     optimizer = make_optimizer(cfg, network.parameters())
     scheduler = make_scheduler(cfg, optimizer)
     precision = Precision.choose(cfg["precision"], device)
     parts = {"optimizer": optimizer, "scheduler": scheduler, "scaler": precision.scaler}
-    model = ray.train.torch.prepare_model(network)  # moves the parameters in place: the optimizer keeps them
+    model = session.prepare_model(network)
     progress = Progress()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:  # a restart after a failure, or `mlops-ray train --resume`: continue, don't start over
+    checkpoint = session.checkpoint()
+    if checkpoint:  # a restart after a failure, `--resume`, or a PBT trial taking over a better one's weights
         with checkpoint.as_directory() as directory:
             progress = load_checkpoint(Path(directory), network, parts)
+        apply_optimizer_settings(cfg, optimizer, scheduler)  # PBT may have changed lr, momentum, weight decay
     min_rows = ModelSpec.from_dict(cfg["model_spec"]).min_train_batch_rows  # BatchNorm cannot train on one row
     objective = _Objective(cfg["task"], cfg.get("target_std", 1.0))
-    train_shard = _EpochSource(ray.train.get_dataset_shard("train"), cfg, device)
-    val_shard = _EpochSource(ray.train.get_dataset_shard("val"), cfg, device)
+    train_shard = _EpochSource(session.dataset("train"), cfg, device, session.kept_tensors("train"))
+    val_shard = _EpochSource(session.dataset("val"), cfg, device, session.kept_tensors("val"))
     logger = _EpochLogger(cfg["tracking_uri"], cfg["run_id"]) if rank == 0 and cfg.get("run_id") else None
     selection, stopping = cfg["checkpoint"], cfg.get("early_stopping")
 
@@ -101,7 +105,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
             logging_seconds += time.perf_counter() - logged
         # Timings for benchmarks: in Ray Train's result, not in MLflow (they describe the machine, not the model).
         timing = {"first_batch_unix": first_batch_unix or 0.0, "mlflow_log_seconds": logging_seconds}
-        _report(network, parts, progress, {**metrics, **timing}, rank, keep)
+        _report(session, network, parts, progress, {**metrics, **timing}, keep)
         if stop:
             break
 
@@ -167,17 +171,19 @@ class _EpochSource:
 
     Starting a Ray Data execution costs about a second, which dominated small runs
     (two splits x every epoch). A shard that fits under ``cache_shard_mb`` is
-    therefore read once and kept as tensors; larger shards stream every epoch.
+    therefore read once and kept as tensors; larger shards stream every epoch. In a
+    sweep, the session keeps those tensors for the next trial of the same actor.
     """
 
-    def __init__(self, shard: Any, cfg: dict[str, Any], device: torch.device):
+    def __init__(self, shard: Any, cfg: dict[str, Any], device: torch.device, kept: dict[str, torch.Tensor]):
         self.shard = shard
         self.batch_size = cfg["batch_size"]
         self.dtypes = {"x": torch.float32, "y": TARGET_DTYPES[cfg["task"]]}
         self.pin_memory = device.type == "cuda"  # page-locked host buffers make the copy to the GPU asynchronous
         self.cache_bytes = cfg["cache_shard_mb"] * 2**20
         self.device = device
-        self.cached: dict[str, torch.Tensor] | None = None
+        self.kept = kept  # the session's store: a reused sweep actor hands the next trial what this one read
+        self.cached: dict[str, torch.Tensor] | None = dict(kept) or None
 
     def batches(self, shuffle_seed: int | None) -> Iterator[dict[str, torch.Tensor]]:
         if self.cached is not None:
@@ -199,6 +205,7 @@ class _EpochSource:
             yield batch
         if size <= self.cache_bytes and seen:
             self.cached = {k: torch.cat([b[k] for b in seen]) for k in seen[0]}
+            self.kept.update(self.cached)
 
     def _from_cache(self, shuffle_seed: int | None) -> Iterator[dict[str, torch.Tensor]]:
         assert self.cached is not None
@@ -214,15 +221,20 @@ class _EpochSource:
 
 
 def _report(
-    network: nn.Module, parts: dict[str, Any], progress: Progress, metrics: dict[str, float], rank: int, keep: bool
+    session: LoopSession,
+    network: nn.Module,
+    parts: dict[str, Any],
+    progress: Progress,
+    metrics: dict[str, float],
+    keep: bool,
 ) -> None:
     """Every rank reports; rank 0 attaches the checkpoint on the epochs that keep one."""
-    if rank != 0 or not keep:
-        ray.train.report(metrics)
+    if session.rank != 0 or not keep:
+        session.report(metrics, None)
         return
     with tempfile.TemporaryDirectory() as tmp:
         save_checkpoint(Path(tmp), network, parts, progress)
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        session.report(metrics, Path(tmp))
 
 
 class _EpochLogger:

@@ -41,3 +41,20 @@ def make_scheduler(cfg: dict[str, Any], optimizer: torch.optim.Optimizer) -> tor
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def apply_optimizer_settings(cfg: dict[str, Any], optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+    """Set the config's rate, momentum and decay on an optimizer restored from a checkpoint.
+
+    Loading an optimizer's state also loads the settings it was saved with; population-based
+    training restores another trial's checkpoint under a perturbed config, whose values must win.
+    On a plain resume the config equals the saved values, so this changes nothing.
+    """
+    scheduler.base_lrs = [cfg["lr"] for _ in optimizer.param_groups]
+    factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = cfg["lr"]
+        group["lr"] = cfg["lr"] * factor
+        group["weight_decay"] = cfg["weight_decay"]
+        if "momentum" in group:
+            group["momentum"] = cfg["momentum"]

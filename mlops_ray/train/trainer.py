@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from ray.data import ExecutionOptions
@@ -72,21 +72,51 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
     train = config.train
     check_selection_metric(train, data.task)
     storage = storage_uri(train.storage_path)
-    loop_config = {
-        **train.model_dump(mode="json", exclude={"fault_injection"}),
+    name = run_name(run_id)
+    cfg = loop_config(config, spec, data.target.task, data.target.std, tracking_uri, run_id)
+    if train.fault_injection is not None:
+        marker = Path(storage) / name / f"fault-injected-epoch-{train.fault_injection.epoch}"
+        cfg["fault_injection"] = {**train.fault_injection.model_dump(), "marker": str(marker)}
+    trainer = build_trainer(train, cfg, {"train": data.train, "val": data.val}, name, storage)
+    try:
+        result = trainer.fit()
+    except TrainingFailedError as exc:
+        raise TrainingError(
+            f"training failed after {max(train.max_failures, 0)} restart(s): {_root_cause(exc)}",
+            where=f"Ray Train run {name} under {storage}",
+            hint="Worker logs are in /tmp/ray/session_latest/logs; raise train.max_failures to retry more, "
+            "and `mlops-ray train CONFIG --resume` continues from the last checkpoint.",
+        ) from None
+    return _best(result, spec, train.checkpoint.metric, train.checkpoint.mode)
+
+
+def loop_config(
+    config: Config, spec: ModelSpec, task: str, target_std: float, tracking_uri: str | None, run_id: str | None
+) -> dict[str, Any]:
+    """What the loop reads: the train section, the network, the task; MLflow only when rank 0 should log."""
+    return {
+        **config.train.model_dump(mode="json", exclude={"fault_injection"}),
         "model_spec": spec.to_dict(),
-        "task": data.target.task,
-        "target_std": data.target.std,
+        "task": task,
+        "target_std": target_std,
         "tracking_uri": tracking_uri,
         "run_id": run_id,
     }
-    if train.fault_injection is not None:
-        marker = Path(storage) / run_name(run_id) / f"fault-injected-epoch-{train.fault_injection.epoch}"
-        loop_config["fault_injection"] = {**train.fault_injection.model_dump(), "marker": str(marker)}
+
+
+def build_trainer(
+    train: TrainConfig,
+    cfg: dict[str, Any],
+    datasets: dict[str, Any],
+    name: str,
+    storage: str,
+    callbacks: tuple[Any, ...] = (),
+) -> TorchTrainer:
+    """The TorchTrainer every training path uses: ``mlops-ray train`` and each multi-worker sweep trial."""
     selection = train.checkpoint
-    trainer = TorchTrainer(
+    return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=loop_config,
+        train_loop_config=cfg,
         scaling_config=ScalingConfig(
             num_workers=train.num_workers,
             use_gpu=train.use_gpu,
@@ -94,7 +124,7 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
             placement_strategy=train.placement_strategy,
         ),
         run_config=RunConfig(
-            name=run_name(run_id),
+            name=name,
             storage_path=storage,
             logging_config=LoggingConfig(log_level="WARNING"),
             checkpoint_config=CheckpointConfig(
@@ -103,21 +133,12 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
                 checkpoint_score_order=selection.mode,
             ),
             failure_config=FailureConfig(max_failures=train.max_failures),
+            callbacks=list(callbacks),
         ),
-        datasets={"train": data.train, "val": data.val},
+        datasets=datasets,
         # Blocks in a fixed order: with one worker and one seed, a re-run sees the same batches.
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
-    try:
-        result = trainer.fit()
-    except TrainingFailedError as exc:
-        raise TrainingError(
-            f"training failed after {max(train.max_failures, 0)} restart(s): {_root_cause(exc)}",
-            where=f"Ray Train run {run_name(run_id)} under {storage}",
-            hint="Worker logs are in /tmp/ray/session_latest/logs; raise train.max_failures to retry more, "
-            "and `mlops-ray train CONFIG --resume` continues from the last checkpoint.",
-        ) from None
-    return _best(result, spec, selection.metric, selection.mode)
 
 
 def _best(result: Result, spec: ModelSpec, metric: str, mode: str) -> TrainResult:
