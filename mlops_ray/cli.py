@@ -191,6 +191,25 @@ def train(
 
 
 @app.command()
+def tune(
+    config: ConfigPath,
+    set_: Overrides = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the latest unfinished sweep: finished trials are not run again."),
+    ] = False,
+) -> None:
+    """Sweep hyperparameters with Ray Tune; register the best trial's model as @challenger."""
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+    from mlops_ray.tune.sweep import run_tuning
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    _guard(lambda: run_tuning(resolved, StageReporter(console), resume=resume))
+
+
+@app.command()
 def run(
     config: ConfigPath,
     set_: Overrides = None,

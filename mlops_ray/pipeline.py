@@ -1,28 +1,28 @@
 """``mlops-ray run``: the quickstart chain, stage after stage, and nothing else.
 
-data -> train -> evaluate (the logged artifact) -> register @alias -> serve -> one
+data -> train (or, with a ``tune`` section, a sweep whose best trial is registered
+@challenger) -> evaluate (the logged artifact) -> register @alias -> serve -> one
 real HTTP prediction. Each stage is a library call; this module only orders them,
 times them, and hands the result to the reporter.
 """
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pandas as pd
 
-from mlops_ray import __version__
 from mlops_ray.config import Config, dump_config
 from mlops_ray.data import PreparedData
-from mlops_ray.errors import ConfigError
-from mlops_ray.registry import RegisteredModel, register_model
+from mlops_ray.registry import RegisteredModel, register_model, set_alias
+from mlops_ray.registry.lineage import version_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
 from mlops_ray.serve.contract import records_from_frame
 from mlops_ray.training import train_and_log
+from mlops_ray.tune.sweep import sweep_and_register
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,6 @@ class PipelineResult:
 
 def run(config: Config, reporter: StageReporter | None = None, keep_serving: bool = False) -> PipelineResult:
     """Run the whole chain; with ``keep_serving`` serve until SIGINT/SIGTERM, then shut down."""
-    if config.tune is not None:
-        raise ConfigError("sweeps are not part of `mlops-ray run` yet; remove the section", where="tune")
     reporter = reporter or StageReporter()
     config_text = dump_config(config)
     with ExitStack() as stack:
@@ -63,18 +61,20 @@ def _stages(
     dashboard: str | None,
     keep_serving: bool,
 ) -> PipelineResult:
-    outcome = train_and_log(config, reporter, tracking_uri, config_text)
-    data = outcome.data
-    with reporter.stage("register", f"registering {config.registry.model_name}") as stage:
-        tags = {
-            "data.source": data.source_uri,
-            "data.fingerprint": data.fingerprint.digest,
-            **({"data.schema_sha256": data.contract.digest()} if data.contract else {}),
-            "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-            "mlops_ray.version": __version__,
-        }
-        model = register_model(outcome.model_uri, config.registry.model_name, config.registry.alias, tags)
-        stage.detail = f"{model.name} version {model.version} @{model.alias}"
+    if config.tune is not None:  # the sweep's best trial replaces the single training run
+        swept = sweep_and_register(config, reporter, tracking_uri, config_text)
+        data, run_id, test_metrics = swept.data, swept.parent_run_id, swept.test_metrics
+        with reporter.stage("alias", f"pointing @{config.registry.alias} at the sweep's best model") as stage:
+            model = set_alias(swept.model, config.registry.alias)
+            stage.detail = f"{model.name} version {model.version} @{model.alias} (and @{swept.model.alias})"
+    else:
+        outcome = train_and_log(config, reporter, tracking_uri, config_text)
+        data, run_id, test_metrics = outcome.data, outcome.run_id, outcome.test_metrics
+        with reporter.stage("register", f"registering {config.registry.model_name}") as stage:
+            model = register_model(
+                outcome.model_uri, config.registry.model_name, config.registry.alias, version_tags(data, config_text)
+            )
+            stage.detail = f"{model.name} version {model.version} @{model.alias}"
     with reporter.stage("serve", f"deploying {model.uri} on Ray Serve") as stage:
         endpoint = deploy_model(model.name, model.alias, tracking_uri, config.serve)
         stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
@@ -85,9 +85,9 @@ def _stages(
             text = _describe_answer(response["predictions"][0], row[data.label].iloc[0], data)
             stage.detail = text
         result = PipelineResult(
-            outcome.run_id,
+            run_id,
             model,
-            outcome.test_metrics,
+            test_metrics,
             endpoint.url,
             response,
             text,

@@ -1,4 +1,4 @@
-"""Record where a run's data came from: ``mlflow.log_input`` with our own digest.
+"""Record where a run's data came from: ``mlflow.log_input`` with our own digest; tags for model versions.
 
 MLflow's own dataset classes would hash the data on the driver; ours is computed
 distributed (``data/fingerprint.py``) and handed over with a ``MetaDataset``, along
@@ -7,6 +7,7 @@ with the source URI, the column schema and the per-column profile.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import mlflow
@@ -17,8 +18,20 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.exceptions import MlflowException
 from mlflow.types import ColSpec, Schema
 
+from mlops_ray import __version__
 from mlops_ray.data import PreparedData
 from mlops_ray.data.schema import column_type
+
+
+def version_tags(data: PreparedData, config_text: str) -> dict[str, str]:
+    """Tags every registered version carries: which data, which schema, which config, which mlops-ray."""
+    return {
+        "data.source": data.source_uri,
+        "data.fingerprint": data.fingerprint.digest,
+        **({"data.schema_sha256": data.contract.digest()} if data.contract else {}),
+        "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        "mlops_ray.version": __version__,
+    }
 
 
 class _ProfiledDataset(MetaDataset):

@@ -1,0 +1,326 @@
+"""``mlops-ray tune``: a Ray Tune sweep whose trials run the training loop, tracked as MLflow parent and children.
+
+States of a sweep, as its MLflow parent run shows them: RUNNING while trials run;
+KILLED when interrupted (Ctrl-C), which ``--resume`` reopens; FINISHED once every
+trial has ended and the best trial's model is registered with alias ``challenger``.
+Tune keeps the experiment state (searcher, scheduler, finished trials, trial
+checkpoints) under ``tune.storage_path/sweep-<parent run id>``, which is how a
+resumed sweep runs only what is left and ends with exactly ``num_samples`` trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import torch
+from mlflow.tracking import MlflowClient
+from ray.tune import ResultGrid, Tuner
+
+from mlops_ray.config import Config, dump_config
+from mlops_ray.data import PreparedData
+from mlops_ray.errors import ConfigError, DataError, MlopsError, TrainingError
+from mlops_ray.evaluate import score_test_split
+from mlops_ray.models import ModelSpec
+from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
+from mlops_ray.registry.lineage import version_tags
+from mlops_ray.reporting import StageReporter
+from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.train import TrainResult
+from mlops_ray.train.state import WEIGHTS_FILE
+from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
+from mlops_ray.training import flatten, latest_run, log_run_inputs, prepare_stage
+from mlops_ray.tune import strategies, summary
+from mlops_ray.tune.config import TuneConfig
+from mlops_ray.tune.tracking import MlflowTrialLogger
+from mlops_ray.tune.trial import make_trainable, trial_config
+
+SWEEP_PATH_TAG = "mlops_ray.sweep_path"
+CHALLENGER = "challenger"
+
+
+class SweepInterrupted(MlopsError):
+    """The sweep stopped before its trials ended; its state is saved for ``--resume``."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    parent_run_id: str
+    trials: list[summary.TrialSummary]
+    best: summary.TrialSummary
+    model_uri: str
+    model: RegisteredModel
+    test_metrics: dict[str, float]
+    data: PreparedData
+    resumed: bool
+    stop_reason: str  # all trials ended | time budget | target reached
+
+
+def run_tuning(config: Config, reporter: StageReporter, resume: bool = False) -> SweepOutcome:
+    """``mlops-ray tune``: connect, sweep, register the best trial; print the trial table and where things are."""
+    with ExitStack() as stack:
+        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
+            tracking = connect_tracking(config.tracking)
+            ray_info = stack.enter_context(ray_session(config.ray))
+            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+        outcome = sweep_and_register(config, reporter, tracking.uri, resume=resume)
+    rows = {
+        "MLflow sweep run": outcome.parent_run_id + (" (resumed)" if outcome.resumed else ""),
+        "trials": f"{len(outcome.trials)} ({outcome.stop_reason})",
+        "best trial": f"{outcome.best.number}: " + ", ".join(f"{k}={v}" for k, v in outcome.best.params.items()),
+        "model": f"{outcome.model.name} version {outcome.model.version} @{outcome.model.alias}",
+        **{name: f"{value:.4f}" for name, value in outcome.test_metrics.items()},
+        "MLflow UI": tracking.ui_hint,
+    }
+    reporter.table("mlops-ray tune", rows)
+    return outcome
+
+
+def sweep_and_register(
+    config: Config, reporter: StageReporter, tracking_uri: str, config_text: str | None = None, resume: bool = False
+) -> SweepOutcome:
+    settings = _settings(config)
+    config_text = config_text or dump_config(config)
+    previous = find_resumable_sweep(config) if resume else None
+    data = prepare_stage(config, reporter)
+    if previous is not None and previous.data.tags.get("data.fingerprint") != data.fingerprint.digest:
+        raise DataError(
+            f"the data changed since sweep {previous.info.run_id} started (fingerprint "
+            f"{previous.data.tags.get('data.fingerprint', '?')[:12]}, now {data.fingerprint.digest[:12]})",
+            where=config.data.source,
+            hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
+        )
+    _check_metric(config, settings, data.task)
+    epochs = config.train.epochs
+    with mlflow.start_run(
+        run_id=previous.info.run_id if previous else None,
+        run_name=None if previous else f"{config.registry.model_name}-sweep",
+    ) as parent:
+        parent_id = parent.info.run_id
+        path = Path(storage_uri(settings.storage_path)) / f"sweep-{parent_id}"
+        if previous is None:
+            log_run_inputs(config, config_text, data, parent_id, reporter, stage="tune")
+            mlflow.log_params(flatten(settings.model_dump(mode="json"), "tune."))
+            mlflow.set_tags({SWEEP_PATH_TAG: str(path), "data.fingerprint": data.fingerprint.digest})
+        logger = MlflowTrialLogger(
+            tracking_uri,
+            parent.info.experiment_id,
+            parent_id,
+            config.registry.model_name,
+            epochs,
+            settings.total_trials(),
+            reporter.console,
+            log_changing_params=settings.scheduler == "pbt",
+        )
+        doing = (
+            f"{settings.total_trials()} trials, {settings.max_concurrent_trials} at a time, "
+            f"{settings.searcher} search, {settings.scheduler} scheduler"
+        )
+        with reporter.stage("sweep", ("resuming: " if previous else "") + doing) as stage:
+            try:
+                results, stop_reason = _fit(config, settings, data, logger, path, restore=previous is not None)
+            finally:
+                logger.close()  # every child-run write done (or its error raised) before anything reads them
+            trials = summary.summarize(
+                results, settings, epochs, logger.runs, logger.numbers, logger.ended, _history(settings.metric)
+            )
+            unfinished = [t.trial_id for t in trials if t.trial_id not in logger.ended]
+            if stop_reason == "all trials ended" and (unfinished or len(trials) < settings.total_trials()):
+                stop_reason = "interrupted"
+            stage.detail = _describe(trials, stop_reason)
+        if stop_reason == "interrupted":
+            logger.mark_unfinished(unfinished, "interrupted")
+            mlflow.end_run(status="KILLED")
+            raise SweepInterrupted(
+                f"the sweep stopped after {len(logger.ended)} of {settings.total_trials()} trials; its state is saved",
+                where=str(path),
+                hint="Continue it with `mlops-ray tune CONFIG --resume`.",
+            )
+        logger.mark_unfinished(unfinished, "stopped")
+        for trial in trials:
+            if trial.status == "unfinished":
+                trial.status = "stopped"  # by the time budget or the target: they will not continue
+        for trial in trials:
+            if trial.status == "errored":
+                reporter.warn(f"trial {trial.number} failed (MLflow run {trial.run_id}): {trial.error}")
+        best = _best_trial(trials, settings, stop_reason)
+        summary.print_table(reporter.console, trials, settings, best.trial_id)
+        _log_summary(trials, settings, best)
+        with reporter.stage("register", f"packaging trial {best.number}'s best checkpoint as @{CHALLENGER}") as stage:
+            trained = _trained(results, best, settings, config, data)
+            with mlflow.start_run(run_id=best.run_id, nested=True):
+                model_uri = log_packaged_model(trained, data)
+                metric_names = config.evaluate.metrics_for(data.task)
+                test_metrics = score_test_split(
+                    model_uri, tracking_uri, data.test, data.features, data.target, metric_names
+                )
+                mlflow.log_metrics(test_metrics)
+            mlflow.log_metrics(test_metrics)
+            tags = {
+                **version_tags(data, config_text),
+                "sweep.parent_run_id": parent_id,
+                "sweep.trial_id": best.trial_id,
+                "sweep.trial_run_id": best.run_id or "",
+            }
+            model = register_model(model_uri, config.registry.model_name, CHALLENGER, tags)
+            stage.detail = f"{model.name} version {model.version} @{CHALLENGER}; " + ", ".join(
+                f"{k.removeprefix('test_')} {v:.3f}" for k, v in list(test_metrics.items())[:3]
+            )
+    resumed = previous is not None
+    return SweepOutcome(parent_id, trials, best, model_uri, model, test_metrics, data, resumed, stop_reason)
+
+
+def find_resumable_sweep(config: Config) -> mlflow.entities.Run:
+    """The latest sweep of this model, if it did not finish and Tune's state for it is still on disk."""
+    run = latest_run(config, "tune")
+    where = f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
+    if run is None:
+        raise TrainingError("there is no sweep to resume", where=where, hint="Run without --resume.")
+    if run.info.status == "FINISHED":
+        raise TrainingError(
+            f"the latest sweep {run.info.run_id} finished; there is nothing to resume",
+            where=where,
+            hint="Run without --resume to start a new sweep.",
+        )
+    path = run.data.tags.get(SWEEP_PATH_TAG, "")
+    if not path or not Tuner.can_restore(path):
+        raise TrainingError(
+            f"sweep {run.info.run_id} ({run.info.status}) left no Tune state to continue from",
+            where=path or where,
+            hint="Run without --resume to start a new sweep.",
+        )
+    return run
+
+
+def _settings(config: Config) -> TuneConfig:
+    if config.tune is None:
+        raise ConfigError("the config has no tune section; add one (see docs/tuning.md)", where="tune")
+    return config.tune
+
+
+def _check_metric(config: Config, settings: TuneConfig, task: str) -> None:
+    check_selection_metric(config.train, task)
+    allowed = selectable_metrics(task)
+    if settings.metric not in allowed:
+        raise ConfigError(
+            f"'{settings.metric}' is not reported for {task}; choose one of {', '.join(allowed)}", where="tune.metric"
+        )
+
+
+def _fit(
+    config: Config, settings: TuneConfig, data: PreparedData, logger: MlflowTrialLogger, path: Path, restore: bool
+) -> tuple[ResultGrid, str]:
+    trainable = make_trainable(config, data, str(path / "train-runs"))
+    stopper = (
+        strategies.TargetReached(settings.metric, settings.mode, settings.stop_at)
+        if settings.stop_at is not None
+        else None
+    )
+    if restore:
+        tuner = Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
+        run_config = tuner._local_tuner.get_run_config()  # restored from pickle: give it this session's callback
+        run_config.callbacks = [logger]
+        stopper = run_config.stop if isinstance(run_config.stop, strategies.TargetReached) else stopper
+    else:
+        tuner = strategies.make_tuner(
+            settings, trainable, config.train.epochs, config.train.checkpoint.keep, path, [logger], stopper
+        )
+    _quiet_tune()
+    started = time.monotonic()
+    results = tuner.fit()
+    if stopper is not None and stopper.reached_by is not None:
+        return results, "target reached"
+    if settings.time_budget_s is not None and time.monotonic() - started >= settings.time_budget_s:
+        return results, "time budget"
+    return results, "all trials ended"
+
+
+def _quiet_tune() -> None:
+    """Keep the terminal to our stage lines and trial lines (set only where the user has not chosen).
+
+    Tune's output engine prints an experiment box and result paths even at ``verbose=0``; the
+    legacy engine at verbosity 0 prints nothing. Tune snapshots its state whenever a trial has
+    checkpointed ``num_to_keep`` times and warns about it on every short epoch; the snapshots
+    are cheap next to real epochs.
+    """
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Trials a budget left unstarted have no result files; the summary skips them, Tune lists each as a failure.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def _history(metric: str) -> Callable[[str], list[tuple[int, float]]]:
+    """A child run's ``metric`` by epoch; an epoch logged twice (re-run after a resume) keeps its latest value."""
+    client = MlflowClient()
+
+    def curve(run_id: str) -> list[tuple[int, float]]:
+        points = sorted(client.get_metric_history(run_id, metric), key=lambda m: m.timestamp)
+        return sorted({m.step: m.value for m in points}.items())
+
+    return curve
+
+
+def _describe(trials: list[summary.TrialSummary], stop_reason: str) -> str:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    return f"{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" ({stop_reason})"
+
+
+def _best_trial(trials: list[summary.TrialSummary], settings: TuneConfig, stop_reason: str) -> summary.TrialSummary:
+    scored = [t for t in trials if t.best is not None]
+    if not scored and stop_reason == "time budget":
+        raise TrainingError(
+            f"the time budget ended before any trial finished an epoch ({len(trials)} trial(s) started)",
+            where="tune.time_budget_s",
+            hint=f"Raise it above {settings.time_budget_s:g} s: a trial's first epoch includes its start-up.",
+        )
+    if not scored:
+        raise TrainingError(
+            "no trial reported a metric; every trial failed",
+            where="the sweep's trials",
+            hint="Each child run in MLflow carries its error (tag mlops_ray.trial_error).",
+        )
+    pick = min if settings.mode == "min" else max
+    return pick(scored, key=lambda t: t.best or 0.0)
+
+
+def _log_summary(trials: list[summary.TrialSummary], settings: TuneConfig, best: summary.TrialSummary) -> None:
+    mlflow.log_dict({"trials": [t.to_dict() for t in trials]}, "sweep/trials.json")
+    mlflow.log_figure(summary.learning_curves(trials, settings.metric), "sweep/learning_curves.png")
+    mlflow.log_figure(summary.metric_versus_params(trials, settings), "sweep/metric_vs_params.png")
+    mlflow.log_metrics({f"best_{settings.metric}": best.best or 0.0, "trials": float(len(trials))})
+    mlflow.set_tags({"sweep.best_trial_id": best.trial_id, "sweep.best_run_id": best.run_id or ""})
+
+
+def _trained(
+    results: ResultGrid, best: summary.TrialSummary, settings: TuneConfig, config: Config, data: PreparedData
+) -> TrainResult:
+    """The best trial's best kept checkpoint, as the training stage would have returned it."""
+    result = next(r for r in results if Path(r.path).name == f"trial-{best.trial_id}")
+    candidates = [(Path(c.path), m) for c, m in result.best_checkpoints]  # one-worker trials checkpoint via Tune
+    if not candidates and result.metrics_dataframe is not None:
+        # A trial stopped on the very report that carried its checkpoint (tune.stop_at) has it on disk but not
+        # registered; a multi-worker trial's checkpoints are its Ray Train run's, named in checkpoint_path.
+        for _, row in result.metrics_dataframe.iterrows():
+            for name in (row.get("checkpoint_dir_name"), row.get("checkpoint_path")):
+                if isinstance(name, str) and name and (Path(result.path) / name / WEIGHTS_FILE).is_file():
+                    candidates.append((Path(result.path) / name, row.to_dict()))  # an absolute name stays itself
+    if not candidates:
+        raise TrainingError(f"trial {best.number} kept no checkpoint", where=result.path)
+    pick = min if settings.mode == "min" else max
+    path, metrics = pick(candidates, key=lambda pair: pair[1][settings.metric])
+    trial = trial_config(config.model_dump(mode="json", exclude={"tune"}), best.params)
+    spec = ModelSpec.from_config(trial.model, data.preprocessing.width, data.target.n_outputs)
+    state_dict = torch.load(Path(path) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    return TrainResult(spec, state_dict, numbers, str(path), best.epochs, numbers)

@@ -1,0 +1,213 @@
+"""Every trial's MLflow child run, written by the sweep's driver alone.
+
+Trials never touch MLflow: Tune hands each epoch's result to this callback in the
+driver process, and one background thread of the driver does every write, in order.
+A single writer, so four (or forty) concurrent trials cannot lock the default SQLite
+store; and Tune's control loop does not wait for each write (a remote tracking server
+answers in tens of milliseconds). ``flush()`` waits for the writes and re-raises the
+first failed one. Child runs are found again by their ``mlops_ray.trial_id`` tag, so
+a resumed sweep keeps logging into the same runs. The callback also prints one line
+per finished trial, so long sweeps show progress.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from rich.console import Console
+
+from mlops_ray.train.loop import TIMING_METRICS
+
+STAGE_TAG = "mlops_ray.stage"
+MODEL_TAG = "mlops_ray.model_name"
+TRIAL_TAG = "mlops_ray.trial_id"
+STATUS_TAG = "mlops_ray.trial_status"
+NUMBER_TAG = "mlops_ray.trial_number"
+PARENT_TAG = "mlflow.parentRunId"
+ENDED = frozenset({"completed", "early-stopped", "errored"})
+
+
+def is_model_metric(key: str) -> bool:
+    """The loop's per-epoch metrics, without Tune's bookkeeping or wall-clock timings."""
+    return (key.startswith(("train_", "val_")) or key == "lr") and key not in TIMING_METRICS
+
+
+class MlflowTrialLogger(Callback):
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_id: str,
+        parent_run_id: str,
+        model_name: str,
+        epochs: int,
+        total_trials: int,
+        console: Console | None = None,
+        log_changing_params: bool = False,
+    ):
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id = experiment_id
+        self.parent_run_id = parent_run_id
+        self.model_name = model_name
+        self.epochs = epochs
+        self.total_trials = total_trials
+        self.console = console
+        self.log_changing_params = log_changing_params  # PBT changes values mid-trial: log them as metrics
+        self.runs: dict[str, str] = {}  # trial id -> child run id (filled in by the writer thread)
+        self.numbers: dict[str, int] = {}  # trial id -> 1, 2, ... in the order trials started
+        self.ended: set[str] = set()  # trials that completed, were stopped early, or errored (any session)
+        for run in self._existing_child_runs():
+            trial_id = run.data.tags[TRIAL_TAG]
+            self.runs[trial_id] = run.info.run_id
+            self.numbers[trial_id] = int(run.data.tags.get(NUMBER_TAG, 0))
+            if run.data.tags.get(STATUS_TAG) in ENDED:
+                self.ended.add(trial_id)
+        self.finished = 0
+        self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._writes: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._failure: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="mlflow-trial-writer", daemon=True)
+        self._writer.start()
+
+    def _write_loop(self) -> None:
+        while (write := self._writes.get()) is not None:
+            try:
+                if self._failure is None:
+                    write()
+            except BaseException as exc:  # kept, and raised by flush() in the driver's thread
+                self._failure = exc
+            finally:
+                self._writes.task_done()
+        self._writes.task_done()
+
+    def _submit(self, write: Callable[[], None]) -> None:
+        self._writes.put(write)
+
+    def flush(self) -> None:
+        """Wait until every write so far is done; raise the first one that failed."""
+        self._writes.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        """Flush, then stop the writer thread."""
+        if self._writer.is_alive():
+            self._writes.put(None)
+            self._writer.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its run config (this callback included) into the experiment state: keep plain fields only."""
+        skip = ("client", "console", "_writes", "_writer", "_failure")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.client = MlflowClient(state["tracking_uri"])
+        self.console = None
+        self._start_writer()
+
+    def _existing_child_runs(self) -> list[Any]:
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'", max_results=10_000
+        )
+        return [r for r in runs if TRIAL_TAG in r.data.tags]
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        trial_id = trial.trial_id
+        if trial_id in self.numbers:  # resumed (after an interrupted sweep), or a PBT trial restarted
+            self._submit(lambda: self.client.update_run(self.runs[trial_id], status="RUNNING"))
+            return
+        number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
+        tags = {
+            PARENT_TAG: self.parent_run_id,
+            STAGE_TAG: "trial",
+            MODEL_TAG: self.model_name,
+            TRIAL_TAG: trial_id,
+            NUMBER_TAG: str(number),
+        }
+        params = [Param(k, str(v)) for k, v in trial.config.items()]
+        started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
+
+        def create() -> None:
+            run = self.client.create_run(
+                self.experiment_id, start_time=started, run_name=f"trial-{number:03d}", tags=tags
+            )
+            self.runs[trial_id] = run.info.run_id
+            self.client.log_batch(run.info.run_id, params=params)
+
+        self._submit(create)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        trial_id = trial.trial_id
+        step, now = int(result.get("epoch", 0)), int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items() if is_model_metric(k) and v is not None]
+        if self.log_changing_params:
+            metrics += [
+                Metric(f"param.{k}", float(v), now, step)
+                for k, v in trial.config.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+        self._submit(lambda: self.client.log_batch(self.runs[trial_id], metrics=metrics))
+
+    def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        epochs = int((trial.last_result or {}).get("epoch", 0))
+        self._finish(trial, "completed" if epochs >= self.epochs else "early-stopped", "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._finish(trial, "errored", "FAILED")
+
+    def mark_unfinished(self, trial_ids: list[str], status: str) -> None:
+        """Close the child runs of trials the sweep left running or paused (interrupted, or out of budget)."""
+        self.flush()
+        for trial_id in trial_ids:
+            if run_id := self.runs.get(trial_id):
+                self.client.set_tag(run_id, STATUS_TAG, status)
+                self.client.set_terminated(run_id, status="KILLED")
+
+    def _finish(self, trial: Trial, status: str, run_status: str) -> None:
+        trial_id = trial.trial_id
+        if trial_id not in self.numbers:
+            return
+        tags = [RunTag(STATUS_TAG, status)]
+        if status == "errored" and trial.error_file:
+            tags.append(RunTag("mlops_ray.trial_error", _last_line(trial.error_file)))
+        ended = int(time.time() * 1000)
+
+        def close_run() -> None:
+            self.client.log_batch(self.runs[trial_id], tags=tags)
+            self.client.set_terminated(self.runs[trial_id], status=run_status, end_time=ended)
+
+        self._submit(close_run)
+        self.ended.add(trial_id)
+        self.finished += 1
+        if self.console is not None:
+            last = trial.last_result or {}
+            detail = ", ".join(f"{k} {last[k]:.4f}" for k in sorted(last) if k.startswith("val_"))
+            self.console.print(
+                f"  trial {self.numbers[trial_id]:>3} {status:<13} epochs {int(last.get('epoch', 0)):>3}  "
+                f"{detail}  [{self.finished} finished this session; sweep of {self.total_trials}]",
+                highlight=False,
+            )
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path) as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+    except OSError:
+        return "see the trial's error file"
+    return lines[-1][:500] if lines else "unknown error"

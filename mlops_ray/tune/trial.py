@@ -1,0 +1,91 @@
+"""One sweep trial: the sweep's config with the trial's values, trained by the one training loop.
+
+A one-worker trial runs the loop inside the Tune trial's own process (starting a
+worker group would cost more than a small trial trains), reporting epochs and
+checkpoints to Tune directly, which is also what lets PBT copy checkpoints between
+trials. A multi-worker trial starts the same TorchTrainer as ``mlops-ray train``,
+named after the trial so that a resumed sweep continues its checkpoints, and
+forwards each epoch's report to Tune so schedulers can stop it early.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ray.tune
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from mlops_ray.config import Config, validate_config
+from mlops_ray.models import ModelSpec
+from mlops_ray.train.loop import run_loop
+from mlops_ray.train.session import TuneTrialSession
+from mlops_ray.train.trainer import build_trainer, loop_config
+
+if TYPE_CHECKING:  # trial processes import this module; the data layer (scikit-learn) would slow them down
+    from mlops_ray.data import PreparedData
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """Everything a trial needs besides its own values; shipped once through the object store."""
+
+    base: dict[str, Any]  # the resolved config, without the tune section
+    datasets: dict[str, Any]  # the prepared, materialised train and val Ray Datasets
+    input_width: int
+    n_outputs: int
+    task: str
+    target_std: float
+    storage: str  # where multi-worker trials keep their Ray Train runs
+    data_key: str  # names these prepared splits: a reused actor keeps their tensors for its next trial
+
+
+def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
+    """The sweep's config with this trial's values set by their dotted field names."""
+    raw = copy.deepcopy(base)
+    for name, value in params.items():
+        *sections, field = name.split(".")
+        node = raw
+        for section in sections:
+            node[section] = node = dict(node.get(section) or {})
+        node[field] = value.item() if hasattr(value, "item") else value  # numpy scalars from the searchers
+    return validate_config(raw, source="trial config")
+
+
+def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
+    config = trial_config(setup.base, params)
+    spec = ModelSpec.from_config(config.model, setup.input_width, setup.n_outputs)
+    cfg = loop_config(config, spec, setup.task, setup.target_std, tracking_uri=None, run_id=None)
+    if config.train.num_workers == 1:
+        run_loop(cfg, TuneTrialSession(setup.datasets, config.train.use_gpu, setup.data_key))
+        return
+    name = f"trial-{ray.tune.get_context().get_trial_id()}"
+    trainer = build_trainer(config.train, cfg, setup.datasets, name, setup.storage, (TuneReportCallback(),))
+    trainer.fit()
+
+
+def make_trainable(config: Config, data: PreparedData, train_runs: str) -> Any:
+    """The sweep's Tune trainable: ``run_trial`` with the prepared data attached once, and its resources."""
+    setup = TrialSetup(
+        base=config.model_dump(mode="json", exclude={"tune"}),
+        datasets={"train": data.train, "val": data.val},
+        input_width=data.preprocessing.width,
+        n_outputs=data.target.n_outputs,
+        task=data.target.task,
+        target_std=data.target.std,
+        storage=train_runs,
+        data_key=hashlib.sha256(f"{data.fingerprint.digest} {config.data.model_dump_json()}".encode()).hexdigest(),
+    )
+    return ray.tune.with_resources(ray.tune.with_parameters(run_trial, setup=setup), trial_resources(config))
+
+
+def trial_resources(config: Config) -> dict[str, float]:
+    """What Tune reserves for a trial: one worker's share in-process; a token CPU for a trainer's driver."""
+    if config.train.num_workers == 1:
+        resources = dict(config.train.resources_per_worker)
+        if config.train.use_gpu:
+            resources.setdefault("GPU", 1.0)
+        return resources
+    return {"CPU": 0.01}  # the TorchTrainer's workers reserve their own resources
