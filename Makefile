@@ -34,6 +34,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/quickstart_stages.py
 	$(BIN)/python benchmarks/data_preprocessing.py
 	$(BIN)/python benchmarks/training_throughput.py
+	$(BIN)/python benchmarks/tune_overhead.py
+	$(BIN)/python benchmarks/asha_vs_random.py
 
 # Re-pin every package from what the current .venv holds.
 lock:
