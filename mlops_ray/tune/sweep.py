@@ -42,7 +42,6 @@ from mlops_ray.tune.tracking import MlflowTrialLogger
 from mlops_ray.tune.trial import make_trainable, trial_config
 
 SWEEP_PATH_TAG = "mlops_ray.sweep_path"
-CHALLENGER = "challenger"
 
 
 class SweepInterrupted(MlopsError):
@@ -155,8 +154,10 @@ def sweep_and_register(
         best = _best_trial(trials, settings, stop_reason)
         summary.print_table(reporter.console, trials, settings, best.trial_id)
         _log_summary(trials, settings, best)
-        with reporter.stage("register", f"packaging trial {best.number}'s best checkpoint as @{CHALLENGER}") as stage:
+        challenger = config.registry.challenger_alias
+        with reporter.stage("register", f"packaging trial {best.number}'s best checkpoint as @{challenger}") as stage:
             trained = _trained(results, best, settings, config, data)
+            trial_run = mlflow.get_run(best.run_id).info
             with mlflow.start_run(run_id=best.run_id, nested=True):
                 model_uri = log_packaged_model(trained, data)
                 metric_names = config.evaluate.metrics_for(data.task)
@@ -164,6 +165,8 @@ def sweep_and_register(
                     model_uri, tracking_uri, data.test, data.features, data.target, metric_names
                 )
                 mlflow.log_metrics(test_metrics)
+            # reopening the run to add the model must not make the trial look as if it ran until now
+            MlflowClient().set_terminated(best.run_id, trial_run.status, end_time=trial_run.end_time)
             mlflow.log_metrics(test_metrics)
             tags = {
                 **version_tags(data, config_text),
@@ -171,8 +174,8 @@ def sweep_and_register(
                 "sweep.trial_id": best.trial_id,
                 "sweep.trial_run_id": best.run_id or "",
             }
-            model = register_model(model_uri, config.registry.model_name, CHALLENGER, tags)
-            stage.detail = f"{model.name} version {model.version} @{CHALLENGER}; " + ", ".join(
+            model = register_model(model_uri, config.registry.model_name, challenger, tags)
+            stage.detail = f"{model.name} version {model.version} @{challenger}; " + ", ".join(
                 f"{k.removeprefix('test_')} {v:.3f}" for k, v in list(test_metrics.items())[:3]
             )
     resumed = previous is not None
