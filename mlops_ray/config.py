@@ -19,7 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlops_ray.errors import ConfigError
 from mlops_ray.tune.config import Dimension, TuneConfig
 
-CLASSIFICATION_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "roc_auc", "log_loss")
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "f1_macro",
+    "precision_macro",
+    "recall_macro",
+    "roc_auc",
+    "log_loss",
+    "calibration_error",
+)
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 TASKS = ("classification", "regression")
 
@@ -176,6 +184,12 @@ class EvaluateConfig(Section):
         None, description="test metrics; default: all of the task's (classification or regression) metrics"
     )
 
+    slices: tuple[str, ...] = Field(
+        (), description="columns whose values (or quantile bins, for numbers) get their own metrics"
+    )
+    slice_bins: int = Field(4, ge=2, le=20, description="quantile bins of a numeric slice column")
+    min_slice_rows: int = Field(10, ge=1, description="smaller slices are listed without a metric")
+
     def metrics_for(self, task: str) -> tuple[str, ...]:
         """The metrics to compute for ``task``; a metric of the other task kind is a ConfigError."""
         allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -190,9 +204,51 @@ class EvaluateConfig(Section):
         return self.metrics
 
 
+class GateConfig(Section):
+    """The promotion policy: when may a challenger replace the champion (docs/promotion.md)."""
+
+    metric: Literal[CLASSIFICATION_METRICS + REGRESSION_METRICS] | None = Field(  # type: ignore[valid-type]
+        None, description="the metric compared with the champion; default f1_macro (classification) or rmse"
+    )
+    thresholds: dict[Literal[CLASSIFICATION_METRICS + REGRESSION_METRICS], float] = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="absolute bounds, e.g. {f1_macro: 0.9} means f1_macro >= 0.9; {rmse: 5} means rmse <= 5",
+    )
+    max_slice_regression: float | None = Field(
+        None, ge=0, description="the most the metric may drop on any evaluate.slices slice versus the champion"
+    )
+    rule: Literal["not_worse", "better"] = Field(
+        "not_worse", description="not_worse: within margin of the champion; better: ahead by at least min_delta"
+    )
+    margin: float = Field(0.01, ge=0, description="not_worse: the lower bound of the difference >= -margin")
+    min_delta: float = Field(0.0, ge=0, description="better: the lower bound of the difference >= min_delta")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="of the paired bootstrap interval")
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    seed: int = 0
+
+    def metric_for(self, task: str) -> str:
+        """The compared metric for ``task``; one of the other task kind is a ConfigError."""
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        wrong = [m for m in (self.metric, *self.thresholds) if m is not None and m not in allowed]
+        if wrong:
+            raise ConfigError(
+                f"{', '.join(wrong)} do not apply to {task}; choose from {', '.join(allowed)}", where="gate"
+            )
+        return self.metric or ("f1_macro" if task == "classification" else "rmse")
+
+
 class RegistryConfig(Section):
     model_name: str = Field("quickstart-breast-cancer", min_length=1, pattern=r"^[A-Za-z0-9][\w.-]*$")
-    alias: str = Field("champion", pattern=r"^[A-Za-z][\w-]*$")
+    alias: str = Field("champion", pattern=r"^[A-Za-z][\w-]*$", description="the production alias the gate moves")
+    challenger_alias: str = Field(
+        "challenger", pattern=r"^[A-Za-z][\w-]*$", description="where new models wait for the gate"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_aliases(self) -> RegistryConfig:
+        if self.alias == self.challenger_alias:
+            raise ValueError(f"'alias' and 'challenger_alias' must differ (both are '{self.alias}')")
+        return self
 
 
 class ServeConfig(Section):
@@ -224,6 +280,7 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     tune: TuneConfig | None = None
     evaluate: EvaluateConfig = EvaluateConfig()
+    gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -4,6 +4,8 @@ The raw test rows never come to the driver: Ray Data tasks turn each batch into
 predictions (each worker process loads the logged model once and keeps it), and the
 driver only gathers the predictions with the true labels (a few numbers per row)
 to compute the metrics. Tasks, not an actor pool: no actor start-up on small splits.
+Several models (a challenger and the champion) score each batch in the same task,
+so their predictions are paired row by row without any join.
 Scoring the packaged pyfunc, not the bare network, also checks the preprocessing
 that ships with the model.
 """
@@ -11,6 +13,8 @@ that ships with the model.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
@@ -22,6 +26,58 @@ from mlops_ray.evaluate.metrics import classification_metrics, regression_metric
 
 BATCH_ROWS = 4096
 TRUE_COLUMN = "__true"
+SEPARATOR = "::"  # model key :: output column, e.g. "champion::probability_malignant"
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """The test rows' true labels, kept columns, and each model's output, row-aligned.
+
+    Every model scored the same batch in the same task, so rows line up by position:
+    that pairing is what the promotion gate's bootstrap resamples.
+    """
+
+    frame: pd.DataFrame
+    target: Target
+    keys: tuple[str, ...]
+
+    @property
+    def truth(self) -> np.ndarray:
+        values = self.frame[TRUE_COLUMN].to_numpy()
+        return values.astype(np.float64 if self.target.task == "regression" else np.int64)
+
+    def output(self, key: str) -> np.ndarray:
+        """Class probabilities (rows x classes) for classification, predictions for regression."""
+        if self.target.task == "regression":
+            return self.frame[f"{key}{SEPARATOR}prediction"].to_numpy(np.float64)
+        columns = [f"{key}{SEPARATOR}probability_{c}" for c in self.target.classes]
+        return self.frame[columns].to_numpy(np.float64)
+
+    def metrics(self, key: str, names: tuple[str, ...]) -> dict[str, float]:
+        if self.target.task == "regression":
+            return regression_metrics(self.output(key), self.truth, names)
+        proba = pd.DataFrame(self.output(key), columns=[f"probability_{c}" for c in self.target.classes])
+        return classification_metrics(proba, self.truth, self.target.classes, names)
+
+
+def predict_test_split(
+    model_uris: Mapping[str, str],
+    tracking_uri: str,
+    test: ray.data.Dataset,
+    features: tuple[str, ...],
+    target: Target,
+    keep: tuple[str, ...] = (),
+    num_cpus: float = 0.5,
+) -> ScoredRows:
+    """Run every model in ``model_uris`` (key -> URI) over the test split in one pass."""
+    scored = test.map_batches(
+        _Scorer(dict(model_uris), tracking_uri, features, target, keep),
+        batch_format="pandas",
+        batch_size=BATCH_ROWS,
+        num_cpus=num_cpus,
+    )
+    parts = list(scored.iter_batches(batch_format="pandas", batch_size=None))
+    return ScoredRows(pd.concat(parts, ignore_index=True), target, tuple(model_uris))
 
 
 def score_test_split(
@@ -33,38 +89,38 @@ def score_test_split(
     metric_names: tuple[str, ...],
     num_cpus: float = 0.5,
 ) -> dict[str, float]:
-    scored = test.map_batches(
-        _Scorer(model_uri, tracking_uri, features, target),
-        batch_format="pandas",
-        batch_size=BATCH_ROWS,
-        num_cpus=num_cpus,
-    )
-    parts = list(scored.iter_batches(batch_format="pandas", batch_size=None))
-    frame = pd.concat(parts, ignore_index=True)
-    y_true = frame.pop(TRUE_COLUMN).to_numpy()
-    if target.task == "regression":
-        return regression_metrics(frame["prediction"].to_numpy(), y_true.astype(np.float64), metric_names)
-    return classification_metrics(frame, y_true.astype(np.int64), target.classes, metric_names)
+    scored = predict_test_split({"model": model_uri}, tracking_uri, test, features, target, num_cpus=num_cpus)
+    return scored.metrics("model", metric_names)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.pyfunc.load_model(model_uri)
 
 
 class _Scorer:
-    """Ray Data batch function: raw rows -> the model's output columns plus the true label."""
+    """Ray Data batch function: raw rows -> each model's output columns, the true label, the kept columns."""
 
-    def __init__(self, model_uri: str, tracking_uri: str, features: tuple[str, ...], target: Target):
-        self.model_uri = model_uri
+    def __init__(
+        self, model_uris: dict[str, str], tracking_uri: str, features: tuple[str, ...], target: Target, keep: tuple
+    ):
+        self.model_uris = model_uris
         self.tracking_uri = tracking_uri
         self.features = list(features)
         self.target = target
+        self.keep = list(keep)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        output = _load_model(self.model_uri, self.tracking_uri).predict(batch[self.features])
+        columns: dict[str, object] = {TRUE_COLUMN: self._truth(batch)}
+        for key, uri in self.model_uris.items():
+            output = _load_model(uri, self.tracking_uri).predict(batch[self.features])
+            wanted = ["prediction"] if self.target.task == "regression" else output.columns.drop("predicted_class")
+            columns.update({f"{key}{SEPARATOR}{c}": output[c].to_numpy() for c in wanted})
+        columns.update({c: batch[c].to_numpy() for c in self.keep})
+        return pd.DataFrame(columns)
+
+    def _truth(self, batch: pd.DataFrame) -> np.ndarray:
         if self.target.task == "classification":
-            truth = self.target.encode(batch[self.target.column])
-            return output.drop(columns=["predicted_class"]).assign(**{TRUE_COLUMN: truth})
-        return output.assign(**{TRUE_COLUMN: pd.to_numeric(batch[self.target.column]).to_numpy(np.float64)})
+            return np.asarray(self.target.encode(batch[self.target.column]))
+        return pd.to_numeric(batch[self.target.column]).to_numpy(np.float64)
