@@ -17,7 +17,7 @@ from rich.table import Table
 
 from mlops_ray import settings
 from mlops_ray.config import Config, dump_config, load_config
-from mlops_ray.errors import MlopsError
+from mlops_ray.errors import ConfigError, MlopsError
 
 app = typer.Typer(help="Train, register and serve models on Ray, tracked in MLflow.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
@@ -118,7 +118,6 @@ def data_infer_schema(
     """Write the source's schema (types, nullability, ranges, categories, roles) for review and reuse."""
     from mlops_ray.data.inspection import infer_source_schema
     from mlops_ray.data.schema import save_schema
-    from mlops_ray.errors import ConfigError
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
@@ -215,7 +214,7 @@ def run(
     set_: Overrides = None,
     serve: Annotated[bool, typer.Option("--serve", help="Keep the endpoint up until Ctrl-C.")] = False,
 ) -> None:
-    """Run the whole chain: data -> train -> evaluate -> register -> serve -> predict."""
+    """Run the whole chain: data -> train (or sweep) -> register -> gate -> promote -> serve @champion -> predict."""
     from mlops_ray import pipeline
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
@@ -223,6 +222,111 @@ def run(
     quiet_library_logs()
     resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: pipeline.run(resolved, StageReporter(console), keep_serving=serve))
+
+
+ModelRefOption = Annotated[
+    str | None, typer.Option("--model", help="name@alias or name/version; default: the config's model @challenger")
+]
+TrackingUri = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else ./mlflow.db"),
+]
+
+
+@app.command()
+def evaluate(
+    config: ConfigPath,
+    model: Annotated[str, typer.Option("--model", help="name@alias or name/version, e.g. my-model@champion")],
+    set_: Overrides = None,
+) -> None:
+    """Score a registered version on the test split: metrics, slices (worst flagged), plots in an MLflow run."""
+    from mlops_ray.evaluation import run_evaluation
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    _guard(lambda: run_evaluation(resolved, StageReporter(console), model))
+
+
+@app.command()
+def promote(
+    config: ConfigPath,
+    model: ModelRefOption = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Point @champion back at the previous champion instead.")
+    ] = False,
+    set_: Overrides = None,
+) -> None:
+    """Run the promotion gate on a challenger; move @champion only on PROMOTE or FIRST_MODEL. Exit 3 on REJECT."""
+    from mlops_ray.promotion import run_promotion, run_rollback
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    if rollback:
+        if model is not None:
+            _guard(lambda: _raise(ConfigError("--rollback takes no --model: it restores the previous champion")))
+        _guard(lambda: run_rollback(resolved, StageReporter(console)))
+        return
+    outcome = _guard(lambda: run_promotion(resolved, StageReporter(console), model))
+    if outcome.decision is not None and not outcome.decision.promotes:
+        raise typer.Exit(3)
+
+
+@app.command()
+def lineage(
+    model: Annotated[str | None, typer.Argument(help="name@alias or name/version")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="List the versions trained on this data fingerprint (or prefix).")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Where a version came from (data -> sweep -> trial -> run -> version -> aliases), or what a dataset fed."""
+    import mlflow
+
+    from mlops_ray.registry.trace import trace_version, versions_trained_on
+
+    if (model is None) == (dataset is None):
+        _guard(lambda: _raise(ConfigError("give either MODEL_REF or --dataset DIGEST", where="lineage")))
+    mlflow.set_tracking_uri(settings.tracking_uri(tracking_uri))
+    if dataset is not None:
+        versions = _guard(lambda: versions_trained_on(dataset))
+        table = Table(title=f"versions trained on data {dataset}", title_justify="left")
+        for heading in ("model", "version", "run", "data fingerprint", "aliases"):
+            table.add_column(heading)
+        for v in versions:
+            table.add_row(v.name, v.version, v.run_id, v.fingerprint, ", ".join(f"@{a}" for a in v.aliases))
+        console.print(table if versions else f"No registered version was trained on data {dataset}.")
+        return
+    chain = _guard(lambda: trace_version(model or ""))
+    console.print(f"[bold]lineage of {model}[/] (oldest first)", highlight=False)
+    for link in chain:  # plain lines, never wrapped, so digests and run ids can be copied and grepped
+        console.print(f"{link.kind:<10} {link.ident}", soft_wrap=True, highlight=False, markup=False)
+        for key, value in link.facts.items():
+            console.print(f"{'':<10}   {key}: {value}", soft_wrap=True, highlight=False, markup=False)
+
+
+@app.command()
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="An MLflow run id of a training run or a sweep trial.")],
+    tracking_uri: TrackingUri = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Largest accepted absolute difference of a metric.")
+    ] = 0.02,
+    set_: Overrides = None,
+) -> None:
+    """Verify the data fingerprint, train again from the run's recorded config, compare metrics. Exit 1 if off."""
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.reproduce import run_reproduce
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    uri = settings.tracking_uri(tracking_uri)
+    result = _guard(lambda: run_reproduce(run_id, StageReporter(console), uri, tuple(set_ or ()), tolerance))
+    if not result.matches:
+        raise typer.Exit(1)
 
 
 def entrypoint() -> None:

@@ -1,8 +1,8 @@
 """``mlops-ray run``: the quickstart chain, stage after stage, and nothing else.
 
-data -> train (or, with a ``tune`` section, a sweep whose best trial is registered
-@challenger) -> evaluate (the logged artifact) -> register @alias -> serve -> one
-real HTTP prediction. Each stage is a library call; this module only orders them,
+data -> train (or, with a ``tune`` section, a sweep) -> register the new model
+@challenger -> the promotion gate against @champion (which moves only on a pass) ->
+serve @champion -> one real HTTP prediction. Each stage is a library call; this module only orders them,
 times them, and hands the result to the reporter.
 """
 
@@ -12,10 +12,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pandas as pd
+from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import Config, dump_config
 from mlops_ray.data import PreparedData
-from mlops_ray.registry import RegisteredModel, register_model, set_alias
+from mlops_ray.promotion import PromotionError, PromotionOutcome, gate_and_promote
+from mlops_ray.registry import RegisteredModel, register_model
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
@@ -28,7 +30,9 @@ from mlops_ray.tune.sweep import sweep_and_register
 @dataclass(frozen=True)
 class PipelineResult:
     run_id: str
-    model: RegisteredModel
+    challenger: RegisteredModel  # the model this run trained, gated against the champion
+    promotion: PromotionOutcome
+    model: RegisteredModel  # the champion that was served: the challenger if the gate promoted it
     test_metrics: dict[str, float]
     endpoint_url: str
     prediction: dict
@@ -63,18 +67,27 @@ def _stages(
 ) -> PipelineResult:
     if config.tune is not None:  # the sweep's best trial replaces the single training run
         swept = sweep_and_register(config, reporter, tracking_uri, config_text)
-        data, run_id, test_metrics = swept.data, swept.parent_run_id, swept.test_metrics
-        with reporter.stage("alias", f"pointing @{config.registry.alias} at the sweep's best model") as stage:
-            model = set_alias(swept.model, config.registry.alias)
-            stage.detail = f"{model.name} version {model.version} @{model.alias} (and @{swept.model.alias})"
+        data, run_id, test_metrics, challenger = swept.data, swept.parent_run_id, swept.test_metrics, swept.model
     else:
         outcome = train_and_log(config, reporter, tracking_uri, config_text)
         data, run_id, test_metrics = outcome.data, outcome.run_id, outcome.test_metrics
-        with reporter.stage("register", f"registering {config.registry.model_name}") as stage:
-            model = register_model(
-                outcome.model_uri, config.registry.model_name, config.registry.alias, version_tags(data, config_text)
+        alias = config.registry.challenger_alias
+        with reporter.stage("register", f"registering {config.registry.model_name} @{alias}") as stage:
+            challenger = register_model(
+                outcome.model_uri, config.registry.model_name, alias, version_tags(data, config_text)
             )
-            stage.detail = f"{model.name} version {model.version} @{model.alias}"
+            stage.detail = f"{challenger.name} version {challenger.version} @{alias}"
+    candidate = MlflowClient().get_model_version(challenger.name, challenger.version)
+    promotion = gate_and_promote(config, reporter, tracking_uri, data, candidate, show_metrics=False)
+    if promotion.champion_version is None:
+        raise PromotionError(
+            f"the gate rejected {challenger.name} version {challenger.version} and there is no "
+            f"@{config.registry.alias} to serve instead",
+            where="gate.thresholds",
+            hint="See the failed checks above; loosen the thresholds or train a better model.",
+        )
+    champion = MlflowClient().get_model_version(challenger.name, promotion.champion_version)
+    model = RegisteredModel(champion.name, str(champion.version), config.registry.alias, champion.run_id or "")
     with reporter.stage("serve", f"deploying {model.uri} on Ray Serve") as stage:
         endpoint = deploy_model(model.name, model.alias, tracking_uri, config.serve)
         stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
@@ -86,6 +99,8 @@ def _stages(
             stage.detail = text
         result = PipelineResult(
             run_id,
+            challenger,
+            promotion,
             model,
             test_metrics,
             endpoint.url,

@@ -63,7 +63,10 @@ class StageReporter:
         table.add_column(style="bold")
         table.add_column()
         table.add_row("MLflow run", result.run_id)
-        table.add_row("model", f"{result.model.name} version {result.model.version} @{result.model.alias}")
+        table.add_row("new model", f"{result.challenger.name} version {result.challenger.version}")
+        decision = result.promotion.decision
+        table.add_row("gate", decision.summary() if decision else "already the champion")
+        table.add_row("served", f"{result.model.name} version {result.model.version} @{result.model.alias}")
         for name, value in result.test_metrics.items():
             table.add_row(name, f"{value:.4f}")
         table.add_row("endpoint", f"{result.endpoint_url}/predict")

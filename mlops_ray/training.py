@@ -10,24 +10,22 @@ RUNNING.
 
 from __future__ import annotations
 
-import platform
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import ray
 import torch
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from mlops_ray import __version__
 from mlops_ray.config import Config, dump_config
 from mlops_ray.data import PreparedData, prepare_data
 from mlops_ray.data.validation import write_quarantine
 from mlops_ray.errors import TrainingError
 from mlops_ray.evaluate import score_test_split
 from mlops_ray.registry import log_dataset_input, log_packaged_model
+from mlops_ray.registry.lineage import provenance_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, ray_session
 from mlops_ray.train import TrainResult, train_model
@@ -151,7 +149,14 @@ def log_run_inputs(
     config: Config, config_text: str, data: PreparedData, run_id: str, reporter: StageReporter, stage: str
 ) -> None:
     """What every training or sweep run records first: tags, the config, the dataset and its validation."""
-    mlflow.set_tags({STAGE_TAG: stage, MODEL_TAG: config.registry.model_name, **_system_facts(config)})
+    mlflow.set_tags(
+        {
+            STAGE_TAG: stage,
+            MODEL_TAG: config.registry.model_name,
+            "data.fingerprint": data.fingerprint.digest,
+            **_system_facts(config),
+        }
+    )
     mlflow.log_params(flatten(config.model_dump(mode="json", exclude={"tune"})))
     mlflow.log_text(config_text, "config.yaml")
     log_dataset_input(data)
@@ -167,10 +172,7 @@ def _system_facts(config: Config) -> dict[str, str]:
     elif config.train.use_gpu:
         device = "gpu (on the workers)"
     return {
-        "mlops_ray.version": __version__,
-        "ray.version": ray.__version__,
-        "torch.version": torch.__version__,
-        "python.version": platform.python_version(),
+        **provenance_tags(),
         "train.workers": str(config.train.num_workers),
         "train.device": device,
     }

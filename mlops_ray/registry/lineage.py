@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
 
 import mlflow
 from mlflow.data.code_dataset_source import CodeDatasetSource
@@ -18,20 +22,61 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.exceptions import MlflowException
 from mlflow.types import ColSpec, Schema
 
-from mlops_ray import __version__
 from mlops_ray.data import PreparedData
 from mlops_ray.data.schema import column_type
 
+PACKAGES = ("mlops-ray", "ray", "mlflow", "torch", "scikit-learn", "pyarrow")  # "<name>.version" tags
+
 
 def version_tags(data: PreparedData, config_text: str) -> dict[str, str]:
-    """Tags every registered version carries: which data, which schema, which config, which mlops-ray."""
+    """Tags every registered version carries: which data, schema, config, code and packages, and which job."""
     return {
         "data.source": data.source_uri,
         "data.fingerprint": data.fingerprint.digest,
         **({"data.schema_sha256": data.contract.digest()} if data.contract else {}),
         "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-        "mlops_ray.version": __version__,
+        **provenance_tags(),
     }
+
+
+def provenance_tags() -> dict[str, str]:
+    """Code and environment facts: package versions, the git commit (when in a repository), the Ray job."""
+    tags = {f"{package}.version": _installed(package) for package in PACKAGES}
+    tags["python.version"] = platform.python_version()
+    commit = _git("rev-parse", "HEAD")
+    if commit:
+        tags["git.commit"] = commit
+        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower()
+    submission = ray_job_submission_id()
+    if submission:
+        tags["ray.job_submission_id"] = submission
+    return tags
+
+
+def ray_job_submission_id() -> str | None:
+    """The submission id when this process is a ``ray job submit`` entrypoint (Ray passes it in the job config)."""
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw).get("metadata", {}).get("job_submission_id") or None
+    except (ValueError, AttributeError):
+        return None
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 class _ProfiledDataset(MetaDataset):

@@ -66,12 +66,6 @@ def register_model(model_uri: str, name: str, alias: str, tags: dict[str, str]) 
     return RegisteredModel(name, str(version_info.version), alias, version_info.run_id or "")
 
 
-def set_alias(model: RegisteredModel, alias: str) -> RegisteredModel:
-    """Point ``alias`` at ``model``'s version too (the version keeps its other aliases)."""
-    MlflowClient().set_registered_model_alias(model.name, alias, model.version)
-    return RegisteredModel(model.name, model.version, alias, model.run_id)
-
-
 def _predict_in_memory(bundle: Path, example: pd.DataFrame) -> pd.DataFrame:
     model = PackagedModel()
     model.load_context(mlflow.pyfunc.PythonModelContext(artifacts={ARTIFACT_KEY: str(bundle)}, model_config={}))

@@ -1,0 +1,183 @@
+"""``mlops-ray evaluate``: a registered version on the held-out test split, with slices and plots.
+
+The promotion gate reuses ``evaluate_versions`` to score the challenger and the
+champion in one pass over the same rows. The test split is rebuilt from the config
+(splits are deterministic), and the version's recorded data fingerprint is compared
+with today's data: a model evaluated on other data than it was split from may have
+seen some of these "test" rows in training, which the user must be told.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.entities.model_registry import ModelVersion
+from rich.table import Table
+
+from mlops_ray.config import Config
+from mlops_ray.data import PreparedData
+from mlops_ray.errors import ConfigError
+from mlops_ray.evaluate.gate import ModelEvaluation
+from mlops_ray.evaluate.metrics import metric_direction, metric_on_rows
+from mlops_ray.evaluate.plots import classification_plots, regression_plots
+from mlops_ray.evaluate.scoring import ScoredRows, predict_test_split
+from mlops_ray.evaluate.slices import slice_metrics, worst_slice
+from mlops_ray.registry.refs import resolve_model_ref
+from mlops_ray.reporting import StageReporter
+from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
+
+VERSION_TAG = "mlops_ray.model_version"
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """The scored rows of every evaluated version, and each version's results."""
+
+    scored: ScoredRows
+    results: dict[str, ModelEvaluation]  # key ("candidate", "champion") -> results
+
+
+def run_evaluation(config: Config, reporter: StageReporter, model_ref: str) -> ModelEvaluation:
+    """``mlops-ray evaluate``: metrics, slices and plots of one version, logged to an MLflow run."""
+    with ExitStack() as stack:
+        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
+            tracking = connect_tracking(config.tracking)
+            ray_info = stack.enter_context(ray_session(config.ray))
+            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+        version = resolve_model_ref(model_ref)
+        data = prepare_stage(config, reporter)
+        warn_if_other_data(version, data, reporter)
+        with reporter.stage("evaluate", f"scoring {version.name} version {version.version} on the test split") as st:
+            evaluated = evaluate_versions(config, data, tracking.uri, {"candidate": version})
+            result = evaluated.results["candidate"]
+            with mlflow.start_run(run_name=f"{version.name}-v{version.version}-evaluate") as run:
+                mlflow.set_tags({STAGE_TAG: "evaluate", MODEL_TAG: version.name, VERSION_TAG: str(version.version)})
+                log_evaluation(evaluated, "candidate", data)
+            st.detail = _headline(result)
+    print_evaluation(reporter, result, f"{version.name} version {version.version} on {data.row_counts['test']} rows")
+    reporter.table("mlops-ray evaluate", {"MLflow run": run.info.run_id, "MLflow UI": tracking.ui_hint})
+    return result
+
+
+def evaluate_versions(
+    config: Config, data: PreparedData, tracking_uri: str, versions: dict[str, ModelVersion]
+) -> Evaluated:
+    """Score every version in one pass over the test split; metrics and slices for each."""
+    slices = _slice_columns(config, data)
+    uris = {key: f"models:/{v.name}/{v.version}" for key, v in versions.items()}
+    scored = predict_test_split(uris, tracking_uri, data.test, data.features, data.target, keep=slices)
+    names = _metric_names(config, data.task)
+    gate_metric = config.gate.metric_for(data.task)
+    results = {}
+    for key, version in versions.items():
+        found = slice_metrics(
+            scored.frame[list(slices)],
+            slices,
+            _scorer(scored, key, gate_metric),
+            bins=config.evaluate.slice_bins,
+            min_rows=config.evaluate.min_slice_rows,
+        )
+        results[key] = ModelEvaluation(
+            version.name,
+            str(version.version),
+            scored.metrics(key, names),
+            found,
+            worst_slice(found, metric_direction(gate_metric)),
+        )
+    return Evaluated(scored, results)
+
+
+def log_evaluation(evaluated: Evaluated, key: str, data: PreparedData, prefix: str = "") -> None:
+    """Metrics, per-slice results and plots of ``key`` into the active run (under ``prefix``)."""
+    result = evaluated.results[key]
+    mlflow.log_metrics({f"{prefix}{k}": v for k, v in result.metrics.items() if np.isfinite(v)})
+    mlflow.log_dict(
+        {
+            "model": f"{result.name}/{result.version}",
+            "metrics": result.metrics,
+            "slices": [asdict(s) for s in result.slices],
+            "worst_slice": asdict(result.worst_slice) if result.worst_slice else None,
+        },
+        f"{prefix}evaluation/results.json",
+    )
+    truth, output = evaluated.scored.truth, evaluated.scored.output(key)
+    if data.task == "regression":
+        figures = regression_plots(truth, output)
+    else:
+        figures = classification_plots(truth, output, data.class_names)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, figure in figures.items():
+            figure.savefig(Path(tmp) / name, dpi=100, bbox_inches="tight")
+        mlflow.log_artifacts(tmp, f"{prefix}evaluation/plots")
+
+
+def warn_if_other_data(version: ModelVersion, data: PreparedData, reporter: StageReporter) -> None:
+    trained_on = version.tags.get("data.fingerprint")
+    if trained_on and trained_on != data.fingerprint.digest:
+        reporter.warn(
+            f"{version.name} version {version.version} was trained on data {trained_on[:12]}, but the config's "
+            f"source now has fingerprint {data.fingerprint.digest[:12]}: its test rows may differ from the ones it "
+            "was split from, and some may have been training rows"
+        )
+
+
+def print_evaluation(reporter: StageReporter, result: ModelEvaluation, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name.removeprefix("test_"), f"{value:.4f}")
+    reporter.console.print(table)
+    if not result.slices:
+        return
+    table = Table(title="slices (the gate metric per slice; the worst is flagged)", title_justify="left")
+    for heading in ("column", "slice", "rows", "value", ""):
+        table.add_column(heading, justify="right" if heading in ("rows", "value") else "left")
+    for s in result.slices:
+        flag = "worst" if s == result.worst_slice else ""
+        table.add_row(s.column, s.value, str(s.rows), "-" if np.isnan(s.metric) else f"{s.metric:.4f}", flag)
+    reporter.console.print(table)
+
+
+def _headline(result: ModelEvaluation) -> str:
+    shown = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in list(result.metrics.items())[:3])
+    worst = result.worst_slice
+    return shown + (f"; worst slice {worst.column}={worst.value} ({worst.metric:.3f})" if worst else "")
+
+
+def _metric_names(config: Config, task: str) -> tuple[str, ...]:
+    """The configured metrics plus every metric the gate reads."""
+    names = list(config.evaluate.metrics_for(task))
+    for extra in (config.gate.metric_for(task), *config.gate.thresholds):
+        if extra not in names:
+            names.append(extra)
+    return tuple(names)
+
+
+def _slice_columns(config: Config, data: PreparedData) -> tuple[str, ...]:
+    available = list(data.test.schema().names)
+    missing = [c for c in config.evaluate.slices if c not in available]
+    if missing:
+        raise ConfigError(
+            f"slice column(s) {', '.join(repr(c) for c in missing)} are not in the test rows; "
+            f"columns: {', '.join(available)}",
+            where="evaluate.slices",
+        )
+    return tuple(config.evaluate.slices)
+
+
+def _scorer(scored: ScoredRows, key: str, metric: str) -> Callable[[np.ndarray], float]:
+    truth, output = scored.truth, scored.output(key)
+    n_classes = None if scored.target.task == "regression" else len(scored.target.classes)
+
+    def score(rows: np.ndarray) -> float:
+        return metric_on_rows(metric, output[rows], truth[rows], n_classes)
+
+    return score

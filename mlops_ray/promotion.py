@@ -1,0 +1,220 @@
+"""``mlops-ray promote``: run the gate on a challenger and move ``@champion`` only when it passes.
+
+The challenger and the current champion are scored together on the same test rows;
+the policy (``evaluate/gate.py``) decides; the decision is kept twice, as a JSON
+artifact of a ``promote`` MLflow run and as tags on the challenger's version, so the
+registry alone says why a version is (or is not) in production. Every move of the
+champion alias is appended to a history tag on the registered model, which is what
+``--rollback`` walks back. Promoting the version that is already champion changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mlflow
+import numpy as np
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from mlops_ray.config import Config
+from mlops_ray.data import PreparedData
+from mlops_ray.errors import MlopsError
+from mlops_ray.evaluate.bootstrap import Interval, paired_bootstrap
+from mlops_ray.evaluate.gate import Decision, PromotionPolicy, Verdict
+from mlops_ray.evaluate.metrics import metric_direction, metric_on_rows
+from mlops_ray.evaluate.scoring import ScoredRows
+from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
+from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
+from mlops_ray.reporting import StageReporter
+from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
+
+HISTORY_TAG = "mlops_ray.champion_history"  # JSON list of versions, oldest first; the last is the champion
+HISTORY_KEEP = 100
+
+
+class PromotionError(MlopsError):
+    """Nothing to promote, or nothing to roll back to."""
+
+    kind = "promotion error"
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    decision: Decision | None  # None when the candidate already was the champion
+    champion_version: str | None  # after the gate
+    moved: bool
+    run_id: str | None
+
+
+def run_promotion(config: Config, reporter: StageReporter, model_ref: str | None = None) -> PromotionOutcome:
+    """``mlops-ray promote``: gate ``model_ref`` (default: the model's @challenger) against @champion."""
+    registry = config.registry
+    with ExitStack() as stack:
+        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
+            tracking = connect_tracking(config.tracking)
+            ray_info = stack.enter_context(ray_session(config.ray))
+            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+        candidate = resolve_model_ref(model_ref or str(ModelRef(registry.model_name, registry.challenger_alias)))
+        if candidate.name != registry.model_name:
+            raise PromotionError(
+                f"{candidate.name} is not the config's model; the gate moves @{registry.alias} of "
+                f"registry.model_name '{registry.model_name}'",
+                where=model_ref,
+                hint="Pass a version of that model, or set registry.model_name.",
+            )
+        if str(candidate.version) == alias_version(MlflowClient(), candidate.name, registry.alias):
+            reporter.console.print(
+                f"{candidate.name} version {candidate.version} already is @{registry.alias}: nothing to do.",
+                highlight=False,
+            )
+            return PromotionOutcome(None, str(candidate.version), False, None)
+        data = prepare_stage(config, reporter)
+        return gate_and_promote(config, reporter, tracking.uri, data, candidate)
+
+
+def gate_and_promote(
+    config: Config,
+    reporter: StageReporter,
+    tracking_uri: str,
+    data: PreparedData,
+    candidate: ModelVersion,
+    show_metrics: bool = True,
+) -> PromotionOutcome:
+    """Evaluate ``candidate`` with the champion, decide, record, and move the alias on a pass.
+
+    ``show_metrics`` prints the candidate's metric and slice tables before the
+    decision (``mlops-ray run`` prints its metrics in its own summary instead).
+    """
+    client = MlflowClient()
+    alias = config.registry.alias
+    champion_version = alias_version(client, candidate.name, alias)
+    if champion_version == str(candidate.version):
+        return PromotionOutcome(None, champion_version, False, None)
+    versions = {"candidate": candidate}
+    if champion_version is not None:
+        versions["champion"] = client.get_model_version(candidate.name, champion_version)
+    warn_if_other_data(candidate, data, reporter)
+    against = f"champion version {champion_version}" if champion_version else "the thresholds (no champion yet)"
+    with reporter.stage("gate", f"version {candidate.version} against {against}") as stage:
+        evaluated = evaluate_versions(config, data, tracking_uri, versions)
+        metric = config.gate.metric_for(data.task)
+        improvement = None
+        if champion_version is not None:
+            improvement = _paired_gain(evaluated.scored, metric, config)
+        policy = PromotionPolicy(config.gate, metric)
+        decision = policy.decide(evaluated.results["candidate"], evaluated.results.get("champion"), improvement)
+        with mlflow.start_run(run_name=f"{candidate.name}-v{candidate.version}-promote") as run:
+            mlflow.set_tags(
+                {
+                    STAGE_TAG: "promote",
+                    MODEL_TAG: candidate.name,
+                    VERSION_TAG: str(candidate.version),
+                    "promotion.verdict": str(decision.verdict),
+                    "promotion.champion_version": champion_version or "",
+                }
+            )
+            log_evaluation(evaluated, "candidate", data)
+            if "champion" in evaluated.results:
+                log_evaluation(evaluated, "champion", data, prefix="champion_")
+            mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        _tag_version(client, candidate, decision, run.info.run_id)
+        if decision.promotes:
+            move_champion(client, candidate.name, alias, str(candidate.version), champion_version)
+        stage.detail = decision.summary()
+    if show_metrics:
+        print_evaluation(reporter, evaluated.results["candidate"], f"version {candidate.version} on the test split")
+    _print_decision(reporter, decision, alias)
+    now = str(candidate.version) if decision.promotes else champion_version
+    return PromotionOutcome(decision, now, decision.promotes, run.info.run_id)
+
+
+def run_rollback(config: Config, reporter: StageReporter) -> str:
+    """``mlops-ray promote --rollback``: point @champion at the version it pointed at before."""
+    tracking = connect_tracking(config.tracking)
+    client = MlflowClient(tracking.uri)
+    name, alias = config.registry.model_name, config.registry.alias
+    current = alias_version(client, name, alias)
+    if current is None:
+        raise PromotionError(f"model '{name}' has no @{alias}; there is nothing to roll back", where=name)
+    history = champion_history(client, name)
+    while history and history[-1] == current:
+        history.pop()
+    if not history:
+        raise PromotionError(
+            f"version {current} is the first @{alias} of '{name}'; there is no earlier champion to go back to",
+            where=name,
+        )
+    previous = history[-1]
+    client.set_registered_model_alias(name, alias, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    client.set_model_version_tag(name, current, "promotion.rolled_back_at", _now())
+    moved = f"@{alias} of {name}: version {current} -> version {previous} (rolled back)"
+    reporter.console.print(moved, highlight=False)
+    return previous
+
+
+def move_champion(client: MlflowClient, name: str, alias: str, version: str, previous: str | None) -> None:
+    history = champion_history(client, name)
+    if previous is not None and (not history or history[-1] != previous):
+        history.append(previous)  # a champion set before the history existed, or by hand
+    history.append(version)
+    client.set_registered_model_alias(name, alias, version)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-HISTORY_KEEP:]))
+
+
+def champion_history(client: MlflowClient, name: str) -> list[str]:
+    text = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    return [str(v) for v in json.loads(text)] if text else []
+
+
+def _paired_gain(scored: ScoredRows, metric: str, config: Config) -> Interval:
+    """Bootstrap interval of (candidate - champion) on resampled test rows, signed so that positive is better."""
+    truth = scored.truth
+    candidate, champion = scored.output("candidate"), scored.output("champion")
+    n_classes = None if scored.target.task == "regression" else len(scored.target.classes)
+    sign = metric_direction(metric)
+
+    def gain(rows: np.ndarray) -> float:
+        mine = metric_on_rows(metric, candidate[rows], truth[rows], n_classes)
+        theirs = metric_on_rows(metric, champion[rows], truth[rows], n_classes)
+        return sign * (mine - theirs)
+
+    gate = config.gate
+    return paired_bootstrap(gain, len(truth), gate.bootstrap_samples, gate.confidence, gate.seed)
+
+
+def _tag_version(client: MlflowClient, version: ModelVersion, decision: Decision, run_id: str) -> None:
+    tags = {
+        "promotion.verdict": str(decision.verdict),
+        "promotion.reasons": " | ".join(decision.reasons)[:4000],
+        "promotion.run_id": run_id,
+        "promotion.champion_version": decision.champion_version or "",
+        "promotion.decided_at": _now(),
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(version.name, str(version.version), key, value)
+
+
+def _print_decision(reporter: StageReporter, decision: Decision, alias: str) -> None:
+    colour = "green" if decision.promotes else "red"
+    reporter.console.print(f"[bold {colour}]{decision.verdict}[/] version {decision.candidate_version}", end="")
+    if decision.verdict == Verdict.REJECT:
+        kept = decision.champion_version
+        reporter.console.print(f"; @{alias} stays on version {kept}" if kept else f"; no @{alias} is set")
+    else:
+        reporter.console.print(f"; @{alias} now points at version {decision.candidate_version}")
+    for check in decision.checks:
+        mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        reporter.console.print(f"  {mark} {check.text}", highlight=False)
+    if not decision.checks:
+        reporter.console.print(f"  no @{alias} yet and no gate.thresholds configured")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,117 @@
+"""``mlops-ray lineage``: follow a version back to its data, and a dataset forward to its versions.
+
+Everything read here was written by the stages themselves (version tags from
+``lineage.version_tags``, run tags from ``training.log_run_inputs`` and the sweep),
+so the chain needs nothing but the MLflow tracking store: data -> sweep -> trial
+-> run -> version -> aliases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlops_ray.errors import ModelRefError
+from mlops_ray.registry.refs import resolve_model_ref
+
+FINGERPRINT_TAG = "data.fingerprint"
+CODE_TAGS = ("git.commit", "git.dirty", "config.sha256", "ray.job_submission_id")
+
+
+@dataclass(frozen=True)
+class Link:
+    """One step of the chain: what it is, its id, and a few facts about it."""
+
+    kind: str  # data | sweep | trial | run | version | aliases | code | promotion
+    ident: str
+    facts: dict[str, str]
+
+
+def trace_version(model_ref: str, client: MlflowClient | None = None) -> list[Link]:
+    """The chain that produced ``model_ref``, oldest first."""
+    client = client or MlflowClient()
+    version = resolve_model_ref(model_ref, client)
+    tags = version.tags
+    chain = [
+        Link(
+            "data",
+            tags.get(FINGERPRINT_TAG, "unknown"),
+            _present({"source": tags.get("data.source"), "schema sha256": tags.get("data.schema_sha256")}),
+        )
+    ]
+    if sweep_id := tags.get("sweep.parent_run_id"):
+        chain.append(Link("sweep", sweep_id, _run_facts(client, sweep_id)))
+        chain.append(Link("trial", tags.get("sweep.trial_id", "?"), {"run": tags.get("sweep.trial_run_id", "?")}))
+    if version.run_id:
+        chain.append(Link("run", version.run_id, _run_facts(client, version.run_id, metrics=True)))
+    created = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+    chain.append(Link("version", f"{version.name}/{version.version}", {"registered": created}))
+    aliases = client.get_registered_model(version.name).aliases
+    mine = sorted(a for a, v in aliases.items() if str(v) == str(version.version))
+    chain.append(Link("aliases", ", ".join(f"@{a}" for a in mine) or "(none)", {}))
+    if verdict := tags.get("promotion.verdict"):
+        chain.append(
+            Link(
+                "promotion",
+                verdict,
+                _present(
+                    {
+                        "against champion version": tags.get("promotion.champion_version"),
+                        "run": tags.get("promotion.run_id"),
+                        "at": tags.get("promotion.decided_at"),
+                    }
+                ),
+            )
+        )
+    code = _present({k: tags.get(k) for k in CODE_TAGS})
+    code.update({k: v for k, v in sorted(tags.items()) if k.endswith(".version")})
+    chain.append(Link("code", tags.get("git.commit", "(not in a git repository)"), code))
+    return chain
+
+
+@dataclass(frozen=True)
+class TrainedVersion:
+    name: str
+    version: str
+    run_id: str
+    fingerprint: str
+    aliases: tuple[str, ...]
+
+
+def versions_trained_on(digest: str, client: MlflowClient | None = None) -> list[TrainedVersion]:
+    """Every registered version whose data fingerprint is ``digest`` (or starts with it, from 8 characters)."""
+    client = client or MlflowClient()
+    if len(digest) < 8 or not all(c in "0123456789abcdef" for c in digest.lower()):
+        raise ModelRefError(
+            f"'{digest}' is not a dataset digest", where="--dataset", hint="Give 8 or more hex characters of it."
+        )
+    found = client.search_model_versions(f"tags.`{FINGERPRINT_TAG}` LIKE '{digest.lower()}%'", max_results=1000)
+    aliases = {name: client.get_registered_model(name).aliases for name in {v.name for v in found}}
+    return [
+        TrainedVersion(
+            v.name,
+            str(v.version),
+            v.run_id or "",
+            v.tags.get(FINGERPRINT_TAG, ""),
+            tuple(sorted(a for a, n in aliases[v.name].items() if str(n) == str(v.version))),
+        )
+        for v in sorted(found, key=lambda v: (v.name, int(v.version)))
+    ]
+
+
+def _run_facts(client: MlflowClient, run_id: str, metrics: bool = False) -> dict[str, str]:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return {"status": "deleted or not in this tracking store"}
+    facts = {"name": run.info.run_name or "", "status": run.info.status, "stage": run.data.tags.get("mlops_ray.stage")}
+    if metrics:
+        facts.update({k: f"{v:.4f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")})
+    return _present(facts)
+
+
+def _present(facts: dict[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in facts.items() if v}
