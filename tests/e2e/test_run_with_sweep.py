@@ -1,8 +1,8 @@
-"""``mlops-ray run`` on a config with a ``tune`` section: sweep -> best trial @challenger -> @champion -> serve.
+"""``mlops-ray run`` on a config with a ``tune`` section: sweep -> best trial @challenger -> gate -> serve.
 
-Until the promotion gate exists, the sweep's best model also takes the config's
-alias and is served; the test checks both aliases name one version, which answers
-over real HTTP.
+On an empty registry the gate's verdict is FIRST_MODEL, so the sweep's best model
+takes @champion too; the test checks both aliases name one version, which answers
+over real HTTP, and that the decision is recorded on the version.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_run_sweeps_registers_the_best_trial_and_serves_it(tmp_path: Path) -> No
     out = io.StringIO()
     result = pipeline.run(config, StageReporter(Console(file=out, width=160)))
     output = out.getvalue()
-    for stage in ("connect", "data", "sweep", "register", "alias", "serve", "predict"):
+    for stage in ("connect", "data", "sweep", "register", "gate", "serve", "predict"):
         assert f"✓ {stage}" in output, output
     assert "sweep: 4 trials" in output  # the trial table
     client = MlflowClient(tracking)
@@ -49,5 +49,6 @@ def test_run_sweeps_registers_the_best_trial_and_serves_it(tmp_path: Path) -> No
     challenger = client.get_model_version_by_alias("sweep-breast-cancer", "challenger")
     assert str(champion.version) == str(challenger.version) == result.model.version == "1"
     assert champion.tags["sweep.parent_run_id"] == result.run_id
+    assert champion.tags["promotion.verdict"] == "FIRST_MODEL" == str(result.promotion.decision.verdict)
     assert result.prediction["predictions"][0]["predicted_class"] in ("malignant", "benign")
     assert result.test_metrics["test_accuracy"] > 0.6
