@@ -2,6 +2,9 @@
 
 Trials never touch MLflow: Tune hands each epoch's result to this callback in the
 driver process, and one background thread of the driver does every write, in order.
+A trial's params and epoch metrics are batched (handed over every ``WRITE_EVERY_S``
+and when it ends), so a short trial costs three writes, not one per epoch: each
+SQLite transaction holds the driver's GIL for milliseconds that Tune's loop waits.
 A single writer, so four (or forty) concurrent trials cannot lock the default SQLite
 store; and Tune's control loop does not wait for each write (a remote tracking server
 answers in tens of milliseconds). ``flush()`` waits for the writes and re-raises the
@@ -33,6 +36,7 @@ STATUS_TAG = "mlops_ray.trial_status"
 NUMBER_TAG = "mlops_ray.trial_number"
 PARENT_TAG = "mlflow.parentRunId"
 ENDED = frozenset({"completed", "early-stopped", "errored"})
+WRITE_EVERY_S = 2.0  # a trial's epoch metrics are batched for at most this long (and written when it ends)
 
 
 def is_model_metric(key: str) -> bool:
@@ -71,6 +75,8 @@ class MlflowTrialLogger(Callback):
             if run.data.tags.get(STATUS_TAG) in ENDED:
                 self.ended.add(trial_id)
         self.finished = 0
+        self._pending: dict[str, list[Metric | Param]] = {}  # trial id -> not yet written (params, then metrics)
+        self._written_at: dict[str, float] = {}  # trial id -> when its pending entries were last handed over
         self._start_writer()
 
     def _start_writer(self) -> None:
@@ -93,8 +99,17 @@ class MlflowTrialLogger(Callback):
     def _submit(self, write: Callable[[], None]) -> None:
         self._writes.put(write)
 
+    def _hand_over(self, trial_id: str) -> None:
+        """Queue a trial's buffered params and metrics as one ``log_batch``."""
+        pending = self._pending.pop(trial_id, [])
+        self._written_at[trial_id] = time.monotonic()
+        if pending:
+            self._submit(lambda: self.client.log_batch(self.runs[trial_id], **_split(pending)))
+
     def flush(self) -> None:
-        """Wait until every write so far is done; raise the first one that failed."""
+        """Hand over every buffered entry, wait until every write so far is done; raise the first that failed."""
+        for trial_id in list(self._pending):
+            self._hand_over(trial_id)
         self._writes.join()
         if self._failure is not None:
             raise self._failure
@@ -102,6 +117,8 @@ class MlflowTrialLogger(Callback):
     def close(self) -> None:
         """Flush, then stop the writer thread."""
         if self._writer.is_alive():
+            for trial_id in list(self._pending):
+                self._hand_over(trial_id)
             self._writes.put(None)
             self._writer.join()
         if self._failure is not None:
@@ -109,13 +126,14 @@ class MlflowTrialLogger(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         """Tune pickles its run config (this callback included) into the experiment state: keep plain fields only."""
-        skip = ("client", "console", "_writes", "_writer", "_failure")
+        skip = ("client", "console", "_writes", "_writer", "_failure", "_pending", "_written_at")
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.client = MlflowClient(state["tracking_uri"])
         self.console = None
+        self._pending, self._written_at = {}, {}  # a snapshot's buffer was written (or lost) by its own process
         self._start_writer()
 
     def _existing_child_runs(self) -> list[Any]:
@@ -137,7 +155,6 @@ class MlflowTrialLogger(Callback):
             TRIAL_TAG: trial_id,
             NUMBER_TAG: str(number),
         }
-        params = [Param(k, str(v)) for k, v in trial.config.items()]
         started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
 
         def create() -> None:
@@ -145,9 +162,10 @@ class MlflowTrialLogger(Callback):
                 self.experiment_id, start_time=started, run_name=f"trial-{number:03d}", tags=tags
             )
             self.runs[trial_id] = run.info.run_id
-            self.client.log_batch(run.info.run_id, params=params)
 
         self._submit(create)
+        self._pending[trial_id] = [Param(k, str(v)) for k, v in trial.config.items()]
+        self._written_at[trial_id] = time.monotonic()
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
@@ -161,7 +179,9 @@ class MlflowTrialLogger(Callback):
                 for k, v in trial.config.items()
                 if isinstance(v, int | float) and not isinstance(v, bool)
             ]
-        self._submit(lambda: self.client.log_batch(self.runs[trial_id], metrics=metrics))
+        self._pending.setdefault(trial_id, []).extend(metrics)
+        if time.monotonic() - self._written_at.get(trial_id, 0.0) >= WRITE_EVERY_S:
+            self._hand_over(trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get("epoch", 0))
@@ -187,9 +207,12 @@ class MlflowTrialLogger(Callback):
             tags.append(RunTag("mlops_ray.trial_error", _last_line(trial.error_file)))
         ended = int(time.time() * 1000)
 
+        pending = self._pending.pop(trial_id, [])
+
         def close_run() -> None:
-            self.client.log_batch(self.runs[trial_id], tags=tags)
-            self.client.set_terminated(self.runs[trial_id], status=run_status, end_time=ended)
+            run_id = self.runs[trial_id]
+            self.client.log_batch(run_id, tags=tags, **_split(pending))
+            self.client.set_terminated(run_id, status=run_status, end_time=ended)
 
         self._submit(close_run)
         self.ended.add(trial_id)
@@ -202,6 +225,13 @@ class MlflowTrialLogger(Callback):
                 f"{detail}  [{self.finished} finished this session; sweep of {self.total_trials}]",
                 highlight=False,
             )
+
+
+def _split(entries: list[Metric | Param]) -> dict[str, list[Any]]:
+    return {
+        "metrics": [e for e in entries if isinstance(e, Metric)],
+        "params": [e for e in entries if isinstance(e, Param)],
+    }
 
 
 def _last_line(path: str) -> str:
