@@ -293,12 +293,14 @@ def lineage(
     mlflow.set_tracking_uri(settings.tracking_uri(tracking_uri))
     if dataset is not None:
         versions = _guard(lambda: versions_trained_on(dataset))
-        table = Table(title=f"versions trained on data {dataset}", title_justify="left")
-        for heading in ("model", "version", "run", "data fingerprint", "aliases"):
-            table.add_column(heading)
-        for v in versions:
-            table.add_row(v.name, v.version, v.run_id, v.fingerprint, ", ".join(f"@{a}" for a in v.aliases))
-        console.print(table if versions else f"No registered version was trained on data {dataset}.")
+        if not versions:
+            console.print(f"No registered version was trained on data {dataset}.", highlight=False)
+            return
+        console.print(f"[bold]versions trained on data {dataset}[/]", highlight=False)
+        for v in versions:  # plain lines, never truncated: ids are meant to be copied
+            aliases = " ".join(f"@{a}" for a in v.aliases)
+            line = f"{v.name}/{v.version}  run {v.run_id}  data {v.fingerprint}  {aliases}".rstrip()
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
         return
     chain = _guard(lambda: trace_version(model or ""))
     console.print(f"[bold]lineage of {model}[/] (oldest first)", highlight=False)

@@ -212,8 +212,6 @@ def _print_decision(reporter: StageReporter, decision: Decision, alias: str) -> 
     for check in decision.checks:
         mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
         reporter.console.print(f"  {mark} {check.text}", highlight=False)
-    if not decision.checks:
-        reporter.console.print(f"  no @{alias} yet and no gate.thresholds configured")
 
 
 def _now() -> str:

@@ -64,11 +64,11 @@ class StageReporter:
         table.add_column()
         table.add_row("MLflow run", result.run_id)
         table.add_row("new model", f"{result.challenger.name} version {result.challenger.version}")
+        for name, value in result.test_metrics.items():  # the new model's, whether or not it is served
+            table.add_row(f"  {name}", f"{value:.4f}")
         decision = result.promotion.decision
         table.add_row("gate", decision.summary() if decision else "already the champion")
         table.add_row("served", f"{result.model.name} version {result.model.version} @{result.model.alias}")
-        for name, value in result.test_metrics.items():
-            table.add_row(name, f"{value:.4f}")
         table.add_row("endpoint", f"{result.endpoint_url}/predict")
         table.add_row("prediction", result.prediction_text)
         table.add_row("total time", f"{sum(self.seconds.values()):.1f}s")

@@ -58,8 +58,13 @@ class Reproduction:
     tolerance: float
 
     @property
+    def exceeding(self) -> list[MetricDifference]:
+        """Differences beyond the tolerance (a metric undefined in either run is not compared)."""
+        return [d for d in self.differences if math.isfinite(d.difference) and abs(d.difference) > self.tolerance]
+
+    @property
     def matches(self) -> bool:
-        return all(abs(d.difference) <= self.tolerance for d in self.differences if math.isfinite(d.difference))
+        return not self.exceeding
 
 
 def run_reproduce(
@@ -85,7 +90,7 @@ def run_reproduce(
             if now.digest != expected:
                 raise DataError(
                     f"the data changed since run {run_id}: it trained on fingerprint {expected[:16]}, "
-                    f"the source now has {now.digest[:16]} ({now.rows} rows); refusing to reproduce",
+                    f"the source now has {now.digest[:16]} ({now.rows} rows); refusing to reproduce.",
                     where=uri,
                     hint="Restore the original data (or point data.source at it with --set).",
                 )
@@ -160,5 +165,8 @@ def _print(reporter: StageReporter, result: Reproduction) -> None:
     for d in result.differences:
         table.add_row(d.name, f"{d.original:.4f}", f"{d.reproduced:.4f}", f"{d.difference:+.4f}")
     reporter.console.print(table)
-    verdict = "within" if result.matches else "[red]outside[/]"
-    reporter.console.print(f"Every difference is {verdict} the tolerance of ±{result.tolerance:g}.")
+    over = [d.name for d in result.exceeding]
+    if over:
+        reporter.console.print(f"[red]{len(over)} difference(s) exceed ±{result.tolerance:g}:[/] {', '.join(over)}.")
+    else:
+        reporter.console.print(f"Every difference is within ±{result.tolerance:g}.")
