@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from mlops_ray.evaluate.scoring import ScoredRows, predict_test_split
 from mlops_ray.evaluate.slices import slice_metrics, worst_slice
 from mlops_ray.registry.refs import resolve_model_ref
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connected
 from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
 
 VERSION_TAG = "mlops_ray.model_version"
@@ -46,11 +45,7 @@ class Evaluated:
 
 def run_evaluation(config: Config, reporter: StageReporter, model_ref: str) -> ModelEvaluation:
     """``mlops-ray evaluate``: metrics, slices and plots of one version, logged to an MLflow run."""
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, _):
         version = resolve_model_ref(model_ref)
         data = prepare_stage(config, reporter)
         warn_if_other_data(version, data, reporter)

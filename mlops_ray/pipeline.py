@@ -8,7 +8,6 @@ times them, and hands the result to the reporter.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,7 +19,7 @@ from mlops_ray.promotion import PromotionError, PromotionOutcome, gate_and_promo
 from mlops_ray.registry import RegisteredModel, register_model
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connected
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
 from mlops_ray.serve.contract import records_from_frame
 from mlops_ray.training import train_and_log
@@ -46,11 +45,7 @@ def run(config: Config, reporter: StageReporter | None = None, keep_serving: boo
     """Run the whole chain; with ``keep_serving`` serve until SIGINT/SIGTERM, then shut down."""
     reporter = reporter or StageReporter()
     config_text = dump_config(config)
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, ray_info):
         return _stages(
             config, config_text, reporter, tracking.uri, tracking.ui_hint, ray_info.dashboard_url, keep_serving
         )

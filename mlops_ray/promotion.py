@@ -12,7 +12,6 @@ nothing.
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,7 +30,7 @@ from mlops_ray.evaluate.scoring import ScoredRows
 from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
 from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connect_tracking, connected
 from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
 
 HISTORY_TAG = "mlops_ray.champion_history"  # JSON list of versions, oldest first; the last is the champion
@@ -55,11 +54,7 @@ class PromotionOutcome:
 def run_promotion(config: Config, reporter: StageReporter, model_ref: str | None = None) -> PromotionOutcome:
     """``mlops-ray promote``: gate ``model_ref`` (default: the model's @challenger) against @champion."""
     registry = config.registry
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, _):
         candidate = resolve_model_ref(model_ref or str(ModelRef(registry.model_name, registry.challenger_alias)))
         if candidate.name != registry.model_name:
             raise PromotionError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from mlops_ray.config import Config, apply_override, validate_config
 from mlops_ray.data.inspection import fingerprint_source
 from mlops_ray.errors import DataError, MlopsError
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connected
 from mlops_ray.training import STAGE_TAG, train_and_log
 from mlops_ray.tune.tracking import PARENT_TAG
 
@@ -78,11 +77,7 @@ def run_reproduce(
     original = _get_run(client, run_id)
     config = recorded_config(client, original, tracking_uri, overrides)
     expected = original.data.tags.get("data.fingerprint") or _input_digest(original)
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, _):
         with reporter.stage("verify", f"fingerprinting {config.data.source}") as stage:
             uri, now = fingerprint_source(config)
             if expected is None:

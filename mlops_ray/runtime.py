@@ -12,9 +12,10 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import mlflow
@@ -25,6 +26,10 @@ import requests
 from mlops_ray import settings
 from mlops_ray.config import RayConfig, TrackingConfig
 from mlops_ray.errors import ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from mlops_ray.config import Config
+    from mlops_ray.reporting import StageReporter
 
 PROBE_TIMEOUT_S = 5.0
 # Ray Train's controller polls workers this often, and ``ray.train.report`` blocks
@@ -135,3 +140,14 @@ def _ui_hint(uri: str) -> str:
     if urlparse(uri).scheme in ("http", "https"):
         return uri
     return f"mlflow ui --backend-store-uri {uri}  (then http://127.0.0.1:5000)"
+
+
+@contextmanager
+def connected(config: Config, reporter: StageReporter) -> Iterator[tuple[TrackingInfo, RayInfo]]:
+    """The ``connect`` stage every command starts with: MLflow, then Ray (stopped on exit if started here)."""
+    with ExitStack() as stack:
+        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
+            tracking = connect_tracking(config.tracking)
+            ray_info = stack.enter_context(ray_session(config.ray))
+            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+        yield tracking, ray_info

@@ -10,7 +10,6 @@ RUNNING.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from mlops_ray.evaluate import score_test_split
 from mlops_ray.registry import log_dataset_input, log_packaged_model
 from mlops_ray.registry.lineage import provenance_tags
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connected
 from mlops_ray.train import TrainResult, train_model
 from mlops_ray.train.trainer import check_selection_metric, run_name, storage_uri
 
@@ -47,11 +46,7 @@ class TrainingOutcome:
 
 def run_training(config: Config, reporter: StageReporter, resume: bool = False) -> TrainingOutcome:
     """``mlops-ray train``: connect, then ``train_and_log``; prints a summary of what was logged where."""
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, _):
         outcome = train_and_log(config, reporter, tracking.uri, resume=resume)
     best = outcome.trained.best_metrics
     rows = {

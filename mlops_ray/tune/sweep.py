@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from mlops_ray.models import ModelSpec
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connect_tracking, ray_session
+from mlops_ray.runtime import connected
 from mlops_ray.train import TrainResult
 from mlops_ray.train.state import WEIGHTS_FILE
 from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
@@ -66,11 +65,7 @@ class SweepOutcome:
 
 def run_tuning(config: Config, reporter: StageReporter, resume: bool = False) -> SweepOutcome:
     """``mlops-ray tune``: connect, sweep, register the best trial; print the trial table and where things are."""
-    with ExitStack() as stack:
-        with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
-            stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
+    with connected(config, reporter) as (tracking, _):
         outcome = sweep_and_register(config, reporter, tracking.uri, resume=resume)
     rows = {
         "MLflow sweep run": outcome.parent_run_id + (" (resumed)" if outcome.resumed else ""),
