@@ -217,10 +217,17 @@ class GateConfig(Section):
     max_slice_regression: float | None = Field(
         None, ge=0, description="the most the metric may drop on any evaluate.slices slice versus the champion"
     )
-    rule: Literal["not_worse", "better"] = Field(
-        "not_worse", description="not_worse: within margin of the champion; better: ahead by at least min_delta"
+    rule: Literal["not_worse", "not_shown_worse", "better"] = Field(
+        "not_worse",
+        description="not_worse: confidently within margin of the champion; not_shown_worse: not confidently "
+        "worse by more than margin; better: confidently ahead by at least min_delta",
     )
-    margin: float = Field(0.01, ge=0, description="not_worse: the lower bound of the difference >= -margin")
+    margin: float = Field(
+        0.01,
+        ge=0,
+        description="in the metric's units: not_worse needs lower bound >= -margin, "
+        "not_shown_worse upper bound >= -margin",
+    )
     min_delta: float = Field(0.0, ge=0, description="better: the lower bound of the difference >= min_delta")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="of the paired bootstrap interval")
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)

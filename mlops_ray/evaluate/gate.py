@@ -118,14 +118,18 @@ class PromotionPolicy:
 
     def _versus_champion(self, candidate: ModelEvaluation, champion: ModelEvaluation, gain: Interval) -> Check:
         s = self.settings
-        need = -s.margin if s.rule == "not_worse" else s.min_delta
+        bound, value, need = {
+            "not_worse": ("lower", gain.low, -s.margin),
+            "not_shown_worse": ("upper", gain.high, -s.margin),
+            "better": ("lower", gain.low, s.min_delta),
+        }[s.rule]
         interval = f"{gain.confidence:.0%} interval {gain.low:+.4f} .. {gain.high:+.4f}"
         text = (
             f"{self.metric} {candidate.value(self.metric):.4f} vs champion version {champion.version} "
             f"{champion.value(self.metric):.4f}: gain {gain.estimate:+.4f}, {interval}; "
-            f"rule {s.rule} needs the lower bound >= {need:+g}"
+            f"rule {s.rule} needs the {bound} bound >= {need:+g}"
         )
-        return Check(gain.low >= need, text)
+        return Check(value >= need, text)
 
     def _slices(self, candidate: ModelEvaluation, champion: ModelEvaluation, allowed: float) -> Check:
         drops = slice_regressions(candidate.slices, champion.slices, metric_direction(self.metric))

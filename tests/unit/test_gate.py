@@ -48,6 +48,16 @@ def test_not_worse_promotes_within_the_margin_and_rejects_beyond_it() -> None:
     assert "vs champion version 1" in beyond.checks[0].text and "lower bound >= -0.02" in beyond.checks[0].text
 
 
+def test_not_shown_worse_promotes_an_uncertain_challenger_and_rejects_a_clearly_worse_one() -> None:
+    settings = {"rule": "not_shown_worse", "margin": 0.01}
+    uncertain = policy(**settings).decide(evaluation("2", 0.91), evaluation("1", 0.9), gain(-0.06, 0.08))
+    worse = policy(**settings).decide(evaluation("2", 0.8), evaluation("1", 0.9), gain(-0.15, -0.05))
+    assert uncertain.verdict == Verdict.PROMOTE and "upper bound >= -0.01" in uncertain.checks[0].text
+    assert worse.verdict == Verdict.REJECT
+    strict = policy(margin=0.01).decide(evaluation("2", 0.91), evaluation("1", 0.9), gain(-0.06, 0.08))
+    assert strict.verdict == Verdict.REJECT  # not_worse, the default, needs confidence, which this interval lacks
+
+
 def test_better_needs_the_whole_interval_above_min_delta() -> None:
     settings = {"rule": "better", "min_delta": 0.01}
     unsure = policy(**settings).decide(evaluation("2", 0.92), evaluation("1", 0.9), gain(-0.01, 0.05))
