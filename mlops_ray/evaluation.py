@@ -10,7 +10,6 @@ seen some of these "test" rows in training, which the user must be told.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,10 +22,11 @@ from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
 from mlops_ray.errors import ConfigError
 from mlops_ray.evaluate.gate import ModelEvaluation
-from mlops_ray.evaluate.metrics import metric_direction, metric_on_rows
+from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.plots import classification_plots, regression_plots
 from mlops_ray.evaluate.scoring import ScoredRows, predict_test_split
 from mlops_ray.evaluate.slices import slice_metrics, worst_slice
+from mlops_ray.registry.lineage import FINGERPRINT_TAG
 from mlops_ray.registry.refs import resolve_model_ref
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
@@ -75,7 +75,7 @@ def evaluate_versions(
         found = slice_metrics(
             scored.frame[list(slices)],
             slices,
-            _scorer(scored, key, gate_metric),
+            scored.scorer(key, gate_metric),
             bins=config.evaluate.slice_bins,
             min_rows=config.evaluate.min_slice_rows,
         )
@@ -114,7 +114,7 @@ def log_evaluation(evaluated: Evaluated, key: str, data: PreparedData, prefix: s
 
 
 def warn_if_other_data(version: ModelVersion, data: PreparedData, reporter: StageReporter) -> None:
-    trained_on = version.tags.get("data.fingerprint")
+    trained_on = version.tags.get(FINGERPRINT_TAG)
     if trained_on and trained_on != data.fingerprint.digest:
         reporter.warn(
             f"{version.name} version {version.version} was trained on data {trained_on[:12]}, but the config's "
@@ -166,13 +166,3 @@ def _slice_columns(config: Config, data: PreparedData) -> tuple[str, ...]:
             where="evaluate.slices",
         )
     return tuple(config.evaluate.slices)
-
-
-def _scorer(scored: ScoredRows, key: str, metric: str) -> Callable[[np.ndarray], float]:
-    truth, output = scored.truth, scored.output(key)
-    n_classes = None if scored.target.task == "regression" else len(scored.target.classes)
-
-    def score(rows: np.ndarray) -> float:
-        return metric_on_rows(metric, output[rows], truth[rows], n_classes)
-
-    return score

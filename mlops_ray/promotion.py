@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
-import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
@@ -25,7 +24,7 @@ from mlops_ray.data import PreparedData
 from mlops_ray.errors import MlopsError
 from mlops_ray.evaluate.bootstrap import Interval, paired_bootstrap
 from mlops_ray.evaluate.gate import Decision, PromotionPolicy, Verdict
-from mlops_ray.evaluate.metrics import metric_direction, metric_on_rows
+from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.scoring import ScoredRows
 from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
 from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
@@ -170,18 +169,16 @@ def champion_history(client: MlflowClient, name: str) -> list[str]:
 
 def _paired_gain(scored: ScoredRows, metric: str, config: Config) -> Interval:
     """Bootstrap interval of (candidate - champion) on resampled test rows, signed so that positive is better."""
-    truth = scored.truth
-    candidate, champion = scored.output("candidate"), scored.output("champion")
-    n_classes = None if scored.target.task == "regression" else len(scored.target.classes)
+    candidate, champion = scored.scorer("candidate", metric), scored.scorer("champion", metric)
     sign = metric_direction(metric)
-
-    def gain(rows: np.ndarray) -> float:
-        mine = metric_on_rows(metric, candidate[rows], truth[rows], n_classes)
-        theirs = metric_on_rows(metric, champion[rows], truth[rows], n_classes)
-        return sign * (mine - theirs)
-
     gate = config.gate
-    return paired_bootstrap(gain, len(truth), gate.bootstrap_samples, gate.confidence, gate.seed)
+    return paired_bootstrap(
+        lambda rows: sign * (candidate(rows) - champion(rows)),
+        len(scored.frame),
+        gate.bootstrap_samples,
+        gate.confidence,
+        gate.seed,
+    )
 
 
 def _tag_version(client: MlflowClient, version: ModelVersion, decision: Decision, run_id: str) -> None:

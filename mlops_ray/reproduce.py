@@ -23,6 +23,7 @@ from rich.table import Table
 from mlops_ray.config import Config, apply_override, validate_config
 from mlops_ray.data.inspection import fingerprint_source
 from mlops_ray.errors import DataError, MlopsError
+from mlops_ray.registry.lineage import FINGERPRINT_TAG
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.training import STAGE_TAG, train_and_log
@@ -76,7 +77,7 @@ def run_reproduce(
     client = MlflowClient(tracking_uri)
     original = _get_run(client, run_id)
     config = recorded_config(client, original, tracking_uri, overrides)
-    expected = original.data.tags.get("data.fingerprint") or _input_digest(original)
+    expected = original.data.tags.get(FINGERPRINT_TAG) or _input_digest(original)
     with connected(config, reporter) as (tracking, _):
         with reporter.stage("verify", f"fingerprinting {config.data.source}") as stage:
             uri, now = fingerprint_source(config)

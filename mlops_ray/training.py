@@ -24,7 +24,7 @@ from mlops_ray.data.validation import write_quarantine
 from mlops_ray.errors import TrainingError
 from mlops_ray.evaluate import score_test_split
 from mlops_ray.registry import log_dataset_input, log_packaged_model
-from mlops_ray.registry.lineage import provenance_tags
+from mlops_ray.registry.lineage import FINGERPRINT_TAG, provenance_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.train import TrainResult, train_model
@@ -148,7 +148,7 @@ def log_run_inputs(
         {
             STAGE_TAG: stage,
             MODEL_TAG: config.registry.model_name,
-            "data.fingerprint": data.fingerprint.digest,
+            FINGERPRINT_TAG: data.fingerprint.digest,
             **_system_facts(config),
         }
     )

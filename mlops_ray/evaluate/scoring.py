@@ -13,7 +13,7 @@ that ships with the model.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import mlflow
@@ -22,7 +22,7 @@ import pandas as pd
 import ray.data
 
 from mlops_ray.data.target import Target
-from mlops_ray.evaluate.metrics import classification_metrics, regression_metrics
+from mlops_ray.evaluate.metrics import metric_on_rows
 
 BATCH_ROWS = 4096
 TRUE_COLUMN = "__true"
@@ -53,11 +53,22 @@ class ScoredRows:
         columns = [f"{key}{SEPARATOR}probability_{c}" for c in self.target.classes]
         return self.frame[columns].to_numpy(np.float64)
 
+    @property
+    def n_classes(self) -> int | None:
+        return None if self.target.task == "regression" else len(self.target.classes)
+
     def metrics(self, key: str, names: tuple[str, ...]) -> dict[str, float]:
-        if self.target.task == "regression":
-            return regression_metrics(self.output(key), self.truth, names)
-        proba = pd.DataFrame(self.output(key), columns=[f"probability_{c}" for c in self.target.classes])
-        return classification_metrics(proba, self.truth, self.target.classes, names)
+        truth, output = self.truth, self.output(key)
+        return {f"test_{name}": metric_on_rows(name, output, truth, self.n_classes) for name in names}
+
+    def scorer(self, key: str, metric: str) -> Callable[[np.ndarray], float]:
+        """``metric`` of model ``key`` on some row positions (a slice, a bootstrap resample).
+
+        The arrays are taken from the frame once, here: the gate calls the scorer a
+        thousand times.
+        """
+        truth, output, n_classes = self.truth, self.output(key), self.n_classes
+        return lambda rows: metric_on_rows(metric, output[rows], truth[rows], n_classes)
 
 
 def predict_test_split(

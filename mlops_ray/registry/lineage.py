@@ -25,6 +25,7 @@ from mlflow.types import ColSpec, Schema
 from mlops_ray.data import PreparedData
 from mlops_ray.data.schema import column_type
 
+FINGERPRINT_TAG = "data.fingerprint"  # on versions and on training and sweep runs
 PACKAGES = ("mlops-ray", "ray", "mlflow", "torch", "scikit-learn", "pyarrow")  # "<name>.version" tags
 
 
@@ -32,7 +33,7 @@ def version_tags(data: PreparedData, config_text: str) -> dict[str, str]:
     """Tags every registered version carries: which data, schema, config, code and packages, and which job."""
     return {
         "data.source": data.source_uri,
-        "data.fingerprint": data.fingerprint.digest,
+        FINGERPRINT_TAG: data.fingerprint.digest,
         **({"data.schema_sha256": data.contract.digest()} if data.contract else {}),
         "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
         **provenance_tags(),

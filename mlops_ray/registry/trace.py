@@ -15,9 +15,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.errors import ModelRefError
+from mlops_ray.registry.lineage import FINGERPRINT_TAG
 from mlops_ray.registry.refs import resolve_model_ref
 
-FINGERPRINT_TAG = "data.fingerprint"
 CODE_TAGS = ("git.commit", "git.dirty", "config.sha256", "ray.job_submission_id")
 
 
@@ -49,8 +49,7 @@ def trace_version(model_ref: str, client: MlflowClient | None = None) -> list[Li
         chain.append(Link("run", version.run_id, _run_facts(client, version.run_id, metrics=True)))
     created = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
     chain.append(Link("version", f"{version.name}/{version.version}", {"registered": created}))
-    aliases = client.get_registered_model(version.name).aliases
-    mine = sorted(a for a, v in aliases.items() if str(v) == str(version.version))
+    mine = _aliases_of(client.get_registered_model(version.name).aliases, version.version)
     chain.append(Link("aliases", ", ".join(f"@{a}" for a in mine) or "(none)", {}))
     if verdict := tags.get("promotion.verdict"):
         chain.append(
@@ -96,10 +95,14 @@ def versions_trained_on(digest: str, client: MlflowClient | None = None) -> list
             str(v.version),
             v.run_id or "",
             v.tags.get(FINGERPRINT_TAG, ""),
-            tuple(sorted(a for a, n in aliases[v.name].items() if str(n) == str(v.version))),
+            _aliases_of(aliases[v.name], v.version),
         )
         for v in sorted(found, key=lambda v: (v.name, int(v.version)))
     ]
+
+
+def _aliases_of(aliases: dict[str, str | int], version: str | int) -> tuple[str, ...]:
+    return tuple(sorted(a for a, v in aliases.items() if str(v) == str(version)))
 
 
 def _run_facts(client: MlflowClient, run_id: str, metrics: bool = False) -> dict[str, str]:

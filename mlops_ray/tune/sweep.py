@@ -28,7 +28,7 @@ from mlops_ray.errors import ConfigError, DataError, MlopsError, TrainingError
 from mlops_ray.evaluate import score_test_split
 from mlops_ray.models import ModelSpec
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
-from mlops_ray.registry.lineage import version_tags
+from mlops_ray.registry.lineage import FINGERPRINT_TAG, version_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.train import TrainResult
@@ -86,10 +86,10 @@ def sweep_and_register(
     config_text = config_text or dump_config(config)
     previous = find_resumable_sweep(config) if resume else None
     data = prepare_stage(config, reporter)
-    if previous is not None and previous.data.tags.get("data.fingerprint") != data.fingerprint.digest:
+    if previous is not None and previous.data.tags.get(FINGERPRINT_TAG) != data.fingerprint.digest:
         raise DataError(
             f"the data changed since sweep {previous.info.run_id} started (fingerprint "
-            f"{previous.data.tags.get('data.fingerprint', '?')[:12]}, now {data.fingerprint.digest[:12]})",
+            f"{previous.data.tags.get(FINGERPRINT_TAG, '?')[:12]}, now {data.fingerprint.digest[:12]})",
             where=config.data.source,
             hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
         )
@@ -104,7 +104,7 @@ def sweep_and_register(
         if previous is None:
             log_run_inputs(config, config_text, data, parent_id, reporter, stage="tune")
             mlflow.log_params(flatten(settings.model_dump(mode="json"), "tune."))
-            mlflow.set_tags({SWEEP_PATH_TAG: str(path), "data.fingerprint": data.fingerprint.digest})
+            mlflow.set_tag(SWEEP_PATH_TAG, str(path))  # the fingerprint is tagged by log_run_inputs
         logger = MlflowTrialLogger(
             tracking_uri,
             parent.info.experiment_id,

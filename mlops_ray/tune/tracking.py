@@ -28,9 +28,8 @@ from ray.tune.experiment import Trial
 from rich.console import Console
 
 from mlops_ray.train.loop import TIMING_METRICS
+from mlops_ray.training import MODEL_TAG, STAGE_TAG
 
-STAGE_TAG = "mlops_ray.stage"
-MODEL_TAG = "mlops_ray.model_name"
 TRIAL_TAG = "mlops_ray.trial_id"
 STATUS_TAG = "mlops_ray.trial_status"
 NUMBER_TAG = "mlops_ray.trial_number"
