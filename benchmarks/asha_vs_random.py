@@ -73,13 +73,12 @@ import mlflow
 import ray
 import ray.data
 import torch
-from common import emit, memory_gib  # benchmarks/common.py, next to this script
+from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune import ResultGrid
 from ray.tune.experiment import Trial
 from rich.console import Console
-from rich.table import Table
 
 from mlops_ray.config import Config, validate_config
 from mlops_ray.data import PreparedData, prepare_data
@@ -274,16 +273,14 @@ def report(
         f"ASHA vs random search: {args.samples} trials x {args.epochs} epochs, {args.concurrent} at a time, "
         f"{train_rows:,} train rows x {FEATURES}, seed {args.seed}"
     )
-    table = Table(title=title)
-    for column in ("", "ASHA", "random", "ASHA / random", "goal", "  "):
-        table.add_column(column, justify="left" if not column.strip() else "right")
+    table = goal_table(title, ("ASHA", "random", "ASHA / random"))
     table.add_row(
         f"best {METRIC}",
         f"{asha.best.value:.4f}",
         f"{random.best.value:.4f}",
         f"{asha.best.value / random.best.value - 1:+.2%}",
         f"<= +{QUALITY_TOLERANCE:.0%}",
-        "met" if quality_ok else "NOT met",
+        verdict(quality_ok),
     )
     table.add_row(
         "trial-epochs, whole sweep",
@@ -291,7 +288,7 @@ def report(
         str(len(random.reports)),
         f"{total_epochs_ratio:.3f}x",
         f"<= {GOAL_RATIO}x",
-        "met" if met["trial_epochs"] else "NOT met",
+        verdict(met["trial_epochs"]),
     )
     table.add_row(
         "tuner.fit() s, whole sweep",
@@ -299,7 +296,7 @@ def report(
         f"{random.wall_s:.1f}",
         f"{wall_ratio:.3f}x",
         f"<= {GOAL_RATIO}x",
-        "met" if met["wall_s"] else "NOT met",
+        verdict(met["wall_s"]),
     )
     table.add_row(
         "trials run to the last epoch", f"{asha.full_length}/{asha.trials}", f"{random.full_length}/{random.trials}"

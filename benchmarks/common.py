@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine's memory for its description, and printing / saving the JSON line.
+"""What every benchmark shares: the machine's memory, the results table, printing / saving the JSON line.
 
 Benchmarks run as scripts (``python benchmarks/<name>.py``), so this module is imported
 from the script's own folder.
@@ -7,7 +7,10 @@ from the script's own folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+
+from rich.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -23,3 +26,15 @@ def emit(record: dict, name: str, save: bool) -> None:
     print(line)
     if save:
         (RESULTS / f"{name}.json").write_text(line + "\n")
+
+
+def goal_table(title: str, sides: Sequence[str]) -> Table:
+    """The printed results: a label column, one column per side compared, the goal and whether it is met."""
+    table = Table(title=title)
+    for column in ("", *sides, "goal", "  "):
+        table.add_column(column, justify="left" if not column.strip() else "right")
+    return table
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"

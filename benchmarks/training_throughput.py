@@ -60,7 +60,7 @@ import mlflow
 import numpy as np
 import ray
 import torch
-from common import emit, memory_gib  # benchmarks/common.py, next to this script
+from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -310,14 +310,9 @@ def measure(args: argparse.Namespace, workdir: Path) -> Measured:
     return Measured(ours, baselines, len(y), spec, threads, precision, skipped)
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> dict[str, Any]:
     """Print the table and the notes under it; return the JSON record."""
     from rich.console import Console
-    from rich.table import Table
 
     device = torch.device("cuda:0" if args.device == "cuda" else "cpu")
     base = steady(*m.baselines)
@@ -343,20 +338,23 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
         f"training throughput on {args.device}: {m.train_rows:,} train rows x {FEATURES}, resmlp "
         f"{args.width}x{args.depth}, batch {args.batch_size}, {args.epochs} epochs x {args.rounds} rounds"
     )
-    table = Table(title=title)
-    for column in ("", "ours", "baseline", "ratio", "goal", "  "):
-        table.add_column(column, justify="left" if not column.strip() else "right")
+    table = goal_table(title, ("ours", "baseline", "ratio"))
     table.add_row(
-        "samples/s, 1 worker", f"{speed[1]:,.0f}", f"{base:,.0f}", f"{ratio_1w:.3f}x", ">= 0.98x", _met(met["ratio_1w"])
+        "samples/s, 1 worker",
+        f"{speed[1]:,.0f}",
+        f"{base:,.0f}",
+        f"{ratio_1w:.3f}x",
+        ">= 0.98x",
+        verdict(met["ratio_1w"]),
     )
     if ratio_2w is not None:
         table.add_row("samples/s, 2 workers", f"{speed[2]:,.0f}", f"{speed[1]:,.0f} (1 worker)", f"{ratio_2w:.3f}x")
     for workers, seconds in startup.items():
         ok = seconds <= GOALS["startup_s"]
-        table.add_row(f"start-up s, {workers} worker(s)", f"{seconds:.1f}", "", "", "<= 10", _met(ok))
+        table.add_row(f"start-up s, {workers} worker(s)", f"{seconds:.1f}", "", "", "<= 10", verdict(ok))
     for workers, fraction in share.items():
         ok = fraction <= GOALS["mlflow_share"]
-        table.add_row(f"MLflow share, {workers} worker(s)", f"{fraction:.2%}", "", "", "<= 3%", _met(ok))
+        table.add_row(f"MLflow share, {workers} worker(s)", f"{fraction:.2%}", "", "", "<= 3%", verdict(ok))
     if peak:
         of_peak = {k: f" ({v * scale / 1e12 / peak:.1%} of {peak:g})" for k, v in achieved.items()}
     else:

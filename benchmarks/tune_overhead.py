@@ -64,13 +64,12 @@ from typing import Any
 
 import mlflow
 import ray
-from common import emit, memory_gib  # benchmarks/common.py, next to this script
+from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune import ResultGrid, Tuner
 from ray.tune.experiment import Trial
 from rich.console import Console
-from rich.table import Table
 
 from mlops_ray.runtime import quiet_library_logs
 from mlops_ray.tune.config import Dimension, TuneConfig
@@ -246,16 +245,14 @@ def report(args: argparse.Namespace, runs: list[Run], warm_up_s: float, load: tu
         f"sweep overhead: {args.trials} trials x {args.epochs} epochs x {args.sleep:g} s, "
         f"{args.concurrent} at a time, {args.cpus} CPUs (fastest of {args.rounds} round(s))"
     )
-    table = Table(title=title)
-    for column in ("", "ours", "ours, no MLflow", "plain Tune", "goal", "  "):
-        table.add_column(column, justify="left" if not column.strip() else "right")
+    table = goal_table(title, ("ours", "ours, no MLflow", "plain Tune"))
     table.add_row("tuner.fit() s", *(f"{wall[s]:.2f}" for s in ("ours", "ours_no_mlflow", "plain")))
     table.add_row("theoretical minimum s", *[f"{minimum:.2f}"] * 3)
     table.add_row(
         "overhead",
         *(f"{overhead[s]:.1%}" for s in ("ours", "ours_no_mlflow", "plain")),
         f"<= {GOAL_OVERHEAD:.0%}",
-        "met" if met else "NOT met",
+        verdict(met),
     )
     table.add_row("overhead s per trial", *(f"{per_trial[s]:.3f}" for s in ("ours", "ours_no_mlflow", "plain")))
     table.add_row("  of which in the trial", *(f"{in_trial[s]:.3f}" for s in ("ours", "ours_no_mlflow", "plain")))
