@@ -276,6 +276,46 @@ def promote(
 
 
 @app.command()
+def serve(
+    target: Annotated[str, typer.Argument(metavar="CONFIG | build", help="A config to serve, or `build`.")],
+    build_config: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG]", help="With `build`: the config to write out.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="name@alias (followed as it moves) or name/version; default @champion")
+    ] = None,
+    canary: Annotated[
+        float | None,
+        typer.Option("--canary", min=0, max=100, help="Percent of requests answered by @challenger, e.g. 10."),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="With `build`: the file to write.")] = None,
+    set_: Overrides = None,
+) -> None:
+    """Serve the champion on an autoscaling endpoint until Ctrl-C (or `serve build CONFIG -o FILE`).
+
+    `serve build` writes the same endpoint as a Serve config for `serve deploy` or a KubeRay RayService.
+    """
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+    from mlops_ray.serving import build_serve_file, run_serving
+
+    if target == "build":
+        if build_config is None or output is None:
+            _guard(
+                lambda: _raise(ConfigError("usage: mlops-ray serve build CONFIG -o serve.yaml", where="serve build"))
+            )
+        resolved = _guard(lambda: _load(build_config, set_))  # type: ignore[arg-type]
+        written = _guard(lambda: build_serve_file(resolved, output, model, canary))  # type: ignore[arg-type]
+        console.print(f"Wrote {written}: `serve deploy {written}` or a RayService's serveConfigV2.", highlight=False)
+        return
+    if build_config is not None or output is not None:
+        _guard(lambda: _raise(ConfigError("-o and a second CONFIG go with `serve build` only", where="serve")))
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(Path(target), set_))
+    _guard(lambda: run_serving(resolved, StageReporter(console), model, canary))
+
+
+@app.command()
 def lineage(
     model: Annotated[str | None, typer.Argument(help="name@alias or name/version")] = None,
     dataset: Annotated[

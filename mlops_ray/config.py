@@ -258,13 +258,71 @@ class RegistryConfig(Section):
         return self
 
 
+class AutoscalingConfig(Section):
+    """Ray Serve's autoscaling_config for the model deployment; min == max gives a fixed replica count."""
+
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: float = Field(4, gt=0, description="requests in flight per replica to aim for")
+    upscale_delay_s: float = Field(3.0, ge=0)
+    downscale_delay_s: float = Field(30.0, ge=0)
+    look_back_period_s: float = Field(30.0, gt=0, description="window the ongoing-request average is taken over")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})")
+        return self
+
+
+class BatchingConfig(Section):
+    """``@serve.batch``: requests that arrive within the wait are predicted together."""
+
+    max_batch_size: int = Field(16, ge=1, description="requests per batch (each may hold many rows)")
+    batch_wait_timeout_s: float = Field(0.005, ge=0, le=10)
+
+
+class CaptureConfig(Section):
+    """Requests and predictions kept for monitoring, as Parquet under ``path/date=.../model_version=.../``."""
+
+    sample_rate: float = Field(1.0, ge=0, le=1, description="share of requests kept; 0 turns capture off")
+    path: str = Field(".mlops-ray/capture", min_length=1, description="a local folder, or an fsspec/pyarrow URI")
+    flush_rows: int = Field(5000, ge=1, description="write a file once this many rows are buffered")
+    flush_interval_s: float = Field(5.0, gt=0, description="... or once this much time has passed")
+
+
 class ServeConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     app_name: str = "mlops-ray"
-    num_replicas: int = Field(1, ge=1)
     cpus_per_replica: float = Field(0.5, gt=0)
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    max_ongoing_requests: int = Field(32, ge=1, description="requests one replica works on at once")
+    max_queued_requests: int = Field(
+        64, ge=1, description="requests waiting for a replica, per caller; beyond it the endpoint answers 503"
+    )
+    batching: BatchingConfig = BatchingConfig()
     max_rows_per_request: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(4_000_000, ge=1024, description="larger request bodies are answered 413")
+    canary_percent: float = Field(
+        0.0, ge=0, le=100, description="share of requests answered by @registry.challenger_alias (--canary)"
+    )
+    alias_refresh_s: float = Field(
+        10.0, ge=0, description="how often replicas re-read the alias and swap models; 0 pins the version at start"
+    )
+    health_check_period_s: float = Field(10.0, gt=0)
+    health_check_timeout_s: float = Field(30.0, gt=0)
+    capture: CaptureConfig = CaptureConfig()
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> ServeConfig:
+        """A replica must admit a whole batch at once, or batches never fill."""
+        if self.max_ongoing_requests < self.batching.max_batch_size:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) is below batching.max_batch_size "
+                f"({self.batching.max_batch_size}); a replica could never fill a batch"
+            )
+        return self
 
 
 class TrackingConfig(Section):

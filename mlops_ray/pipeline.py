@@ -84,7 +84,7 @@ def _stages(
     champion = MlflowClient().get_model_version(challenger.name, promotion.champion_version)
     model = RegisteredModel(champion.name, str(champion.version), config.registry.alias, champion.run_id or "")
     with reporter.stage("serve", f"deploying {model.uri} on Ray Serve") as stage:
-        endpoint = deploy_model(model.name, model.alias, tracking_uri, config.serve)
+        endpoint = deploy_model(config, tracking_uri, f"{model.name}@{model.alias}")
         stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
     try:
         with reporter.stage("predict", "sending one test row over HTTP") as stage:

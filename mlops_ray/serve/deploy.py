@@ -1,19 +1,29 @@
-"""Start Serve on the configured address, deploy the model app, and talk to it over HTTP."""
+"""Build the Serve application from a config, run it, and write it out as a Serve config file."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
+from mlflow.tracking import MlflowClient
 from ray import serve
+from ray.serve import Application
 
-from mlops_ray.config import ServeConfig
+from mlops_ray.config import Config
 from mlops_ray.errors import ServingError
-from mlops_ray.serve.app import build_app
+from mlops_ray.registry.refs import ModelRef, parse_model_ref, resolve_model_ref
+from mlops_ray.serve.app import ModelEndpoint
+from mlops_ray.serve.options import deployment_options, endpoint_settings, live_settings
+
+IMPORT_PATH = "mlops_ray.serve.deploy:app_builder"
+DEPLOYMENT_NAME = "ModelEndpoint"
 
 
 @dataclass(frozen=True)
@@ -22,7 +32,7 @@ class Endpoint:
     model_version: str
     app_name: str
 
-    def predict(self, records: list[dict[str, float]], timeout_s: float = 30.0) -> dict[str, Any]:
+    def predict(self, records: list[dict[str, Any]], timeout_s: float = 30.0) -> dict[str, Any]:
         response = requests.post(f"{self.url}/predict", json={"records": records}, timeout=timeout_s)
         if response.status_code != 200:
             raise ServingError(
@@ -32,6 +42,88 @@ class Endpoint:
 
     def shutdown(self) -> None:
         serve.shutdown()
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Entry point for ``serve deploy`` / a RayService: ``args`` holds ``settings`` and ``live`` (see options.py)."""
+    return ModelEndpoint.bind(args["settings"], args["live"])
+
+
+def build_app(config: Config, tracking_uri: str, model: str, canary_percent: float | None = None) -> Application:
+    live = live_settings(config, model, canary_percent)
+    settings = endpoint_settings(config, tracking_uri)
+    options = deployment_options(config)
+    return ModelEndpoint.options(user_config=live.model_dump(), **options).bind(
+        settings.model_dump(), live.model_dump()
+    )
+
+
+def check_models(config: Config, tracking_uri: str, model: str, canary_percent: float | None) -> ModelRef:
+    """Fail in the driver, with the registry's own words, before any replica tries to load a missing model."""
+    ref = parse_model_ref(model)
+    client = MlflowClient(tracking_uri)
+    resolve_model_ref(ref, client)
+    canary = config.serve.canary_percent if canary_percent is None else canary_percent
+    if canary > 0:
+        resolve_model_ref(ModelRef(ref.name, alias=config.registry.challenger_alias), client)
+    return ref
+
+
+def deploy_model(
+    config: Config, tracking_uri: str, model: str | None = None, canary_percent: float | None = None
+) -> Endpoint:
+    """Deploy ``model`` (default ``name@champion`` from the config); returns once it answers /healthz."""
+    model = model or f"{config.registry.model_name}@{config.registry.alias}"
+    check_models(config, tracking_uri, model, canary_percent)
+    serve_config = config.serve
+    _require_free_port(serve_config.host, serve_config.port)
+    serve.start(http_options={"host": serve_config.host, "port": serve_config.port})
+    application = build_app(config, tracking_uri, model, canary_percent)
+    try:
+        serve.run(application, name=serve_config.app_name, route_prefix="/")
+    except RuntimeError as exc:  # Serve's message is the replica's whole traceback; its last line says why
+        raise ServingError(
+            f"the Serve application did not start: {_failure_reason(serve_config.app_name) or exc}",
+            where=f"serve {model}",
+            hint="The replica logs under /tmp/ray/session_latest/logs/serve/ hold the whole traceback.",
+        ) from None
+    url = f"http://{serve_config.host}:{serve_config.port}"
+    health = _wait_healthy(url, timeout_s=60)
+    return Endpoint(url, health["model_version"], serve_config.app_name)
+
+
+def serve_config_document(
+    config: Config, tracking_uri: str, model: str | None = None, canary_percent: float | None = None
+) -> dict[str, Any]:
+    """A Serve config (``serve deploy`` / a RayService's ``serveConfigV2``), validated by Serve's own schema."""
+    from ray.serve.schema import ServeDeploySchema
+
+    model = model or f"{config.registry.model_name}@{config.registry.alias}"
+    parse_model_ref(model)
+    live = live_settings(config, model, canary_percent).model_dump()
+    document = {
+        "proxy_location": "EveryNode",
+        "http_options": {"host": config.serve.host, "port": config.serve.port},
+        "applications": [
+            {
+                "name": config.serve.app_name,
+                "route_prefix": "/",
+                "import_path": IMPORT_PATH,
+                "args": {"settings": endpoint_settings(config, tracking_uri).model_dump(), "live": live},
+                "deployments": [{"name": DEPLOYMENT_NAME, "user_config": live, **deployment_options(config)}],
+            }
+        ],
+    }
+    ServeDeploySchema.model_validate(document)
+    return document
+
+
+def write_serve_config(document: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(yaml.safe_dump(document, sort_keys=False))
+    temporary.replace(path)
+    return path
 
 
 def wait_for_stop_signal() -> str:
@@ -58,16 +150,30 @@ def wait_for_stop_signal() -> str:
     return received[0]
 
 
-def deploy_model(name: str, alias: str, tracking_uri: str, config: ServeConfig) -> Endpoint:
-    """Deploy ``name@alias``; returns once the app is RUNNING and answers /healthz."""
-    _require_free_port(config.host, config.port)
-    serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(build_app(name, alias, tracking_uri, config), name=config.app_name, route_prefix="/")
-    url = f"http://{config.host}:{config.port}"
-    health = requests.get(f"{url}/healthz", timeout=30)
-    if health.status_code != 200:
-        raise ServingError(f"health check answered HTTP {health.status_code}", where=f"{url}/healthz")
-    return Endpoint(url, health.json()["model_version"], config.app_name)
+def _failure_reason(app_name: str) -> str | None:
+    """The last line of the failing replica's traceback, from Serve's status of the app."""
+    try:
+        application = serve.status().applications[app_name]
+    except (KeyError, RuntimeError):
+        return None
+    messages = [d.message for d in application.deployments.values() if d.message] or [application.message]
+    lines = [line.strip() for message in messages for line in message.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else None
+
+
+def _wait_healthy(url: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            health = requests.get(f"{url}/healthz", timeout=10)
+            if health.status_code == 200:
+                return health.json()
+            last = f"HTTP {health.status_code}: {health.text[:200]}"
+        except requests.RequestException as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise ServingError(f"the endpoint did not become healthy within {timeout_s:.0f} s ({last})", where=f"{url}/healthz")
 
 
 def _require_free_port(host: str, port: int) -> None:

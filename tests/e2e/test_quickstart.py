@@ -106,11 +106,11 @@ def test_endpoint_was_shut_down_after_the_run(quickstart: tuple) -> None:
 def test_champion_endpoint_contract_over_http(quickstart: tuple) -> None:
     result, tracking, _ = quickstart
     config = load_config(ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}"])
-    endpoint = deploy_model(result.model.name, "champion", tracking, config.serve)
+    endpoint = deploy_model(config, tracking, f"{result.model.name}@champion")
     try:
         meta = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
         assert meta["model_version"] == result.model.version
-        row = {name: 1.0 for name in meta["features"]}
+        row = {feature["name"]: 1.0 for feature in meta["features"]}
         ok = requests.post(f"{endpoint.url}/predict", json={"records": [row, row]}, timeout=10)
         assert ok.status_code == 200
         assert ok.json()["model_version"] == result.model.version

@@ -120,12 +120,12 @@ def test_regression_on_a_mixed_file_with_a_schema_that_drops_bad_rows(tmp_path: 
     version = client.get_model_version("listing-prices", result.model.version)
     assert len(version.tags["data.schema_sha256"]) == 64
 
-    serve_config = load_config(ROOT / "configs" / "quickstart.yaml").serve.model_copy(update={"port": free_port()})
-    endpoint = deploy_model("listing-prices", "champion", tracking, serve_config)
+    serve_config = load_config(ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}"])
+    endpoint = deploy_model(serve_config, tracking, "listing-prices@champion")
     try:
         metadata = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
         assert metadata["task"] == "regression" and metadata["classes"] == []
-        assert metadata["features"] == ["size_m2", "rooms", "district"]
+        assert [feature["name"] for feature in metadata["features"]] == ["size_m2", "rooms", "district"]
         row = {"size_m2": 100.0, "rooms": None, "district": "centre"}
         answer = requests.post(f"{endpoint.url}/predict", json={"records": [row]}, timeout=10)
         assert answer.status_code == 200, answer.text

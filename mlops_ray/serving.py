@@ -1,0 +1,65 @@
+"""``mlops-ray serve``: run the model endpoint until Ctrl-C, or write it out as a Serve config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+
+from mlops_ray import settings
+from mlops_ray.config import Config
+from mlops_ray.reporting import StageReporter
+from mlops_ray.runtime import connected
+from mlops_ray.serve.deploy import (
+    check_models,
+    deploy_model,
+    serve_config_document,
+    wait_for_stop_signal,
+    write_serve_config,
+)
+
+
+def run_serving(config: Config, reporter: StageReporter, model: str | None, canary_percent: float | None) -> str:
+    """Serve ``model`` (default the config's @champion) until SIGINT/SIGTERM; returns the signal's name."""
+    model = model or f"{config.registry.model_name}@{config.registry.alias}"
+    check_models(config, settings.tracking_uri(config.tracking.uri), model, canary_percent)  # before starting Ray
+    with connected(config, reporter) as (tracking, _):
+        with reporter.stage("serve", f"deploying {model} on Ray Serve") as stage:
+            endpoint = deploy_model(config, tracking.uri, model, canary_percent)
+            stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
+        try:
+            metadata = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
+            scaling = config.serve.autoscaling
+            rows = {
+                "predict": f"POST {endpoint.url}/predict",
+                "docs": f"{endpoint.url}/docs",
+                "model": f"{metadata['model_name']} version {metadata['model_version']} ({model})",
+                "replicas": f"{scaling.min_replicas}..{scaling.max_replicas}, "
+                f"{config.serve.max_ongoing_requests} requests each, queue {config.serve.max_queued_requests}",
+                "capture": _capture_line(config),
+            }
+            if metadata.get("canary"):
+                canary = metadata["canary"]
+                rows["canary"] = f"{canary['percent']:g}% to @{canary['alias']} (version {canary['model_version']})"
+            reporter.table("endpoint", rows)
+            reporter.console.print("Serving — press Ctrl-C to stop.")
+            stopped_by = wait_for_stop_signal()
+            reporter.console.print(f"{stopped_by} received: stopping the endpoint.")
+            return stopped_by
+        finally:
+            endpoint.shutdown()
+
+
+def build_serve_file(
+    config: Config, output: Path, model: str | None, canary_percent: float | None, tracking_uri: str | None = None
+) -> Path:
+    """``mlops-ray serve build``: the endpoint as a Serve config for ``serve deploy`` or a RayService."""
+    uri = tracking_uri or settings.tracking_uri(config.tracking.uri)
+    return write_serve_config(serve_config_document(config, uri, model, canary_percent), output)
+
+
+def _capture_line(config: Config) -> str:
+    capture = config.serve.capture
+    if capture.sample_rate <= 0:
+        return "off"
+    return f"{capture.sample_rate:.0%} of requests -> {capture.path}"
