@@ -9,6 +9,7 @@ run in the session's Ray.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -75,6 +76,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             f"serve.max_rows_per_request={MAX_ROWS}",
             f"serve.max_body_bytes={MAX_BODY}",
             "serve.capture.flush_interval_s=0.5",
+            "serve.health_check_period_s=1",
+            "serve.health_check_timeout_s=10",
         ],
     )
     data = prepare(config)
@@ -369,3 +372,28 @@ def test_overload_is_answered_503_with_a_small_queue(served: Served) -> None:
         assert statuses[503] > 0 and statuses[200] > 0, statuses
     finally:
         serve.delete("tight")
+
+
+def _break_champion(replica: Any) -> str:
+    """Runs inside the replica actor: turn the served network's weights into NaN, as a corrupted model would be."""
+    endpoint = replica._replica_impl._user_callable_wrapper.user_callable
+    for parameter in endpoint.champion.packaged.network.parameters():
+        parameter.data.fill_(float("nan"))
+    return endpoint.champion.version
+
+
+def test_a_replica_whose_model_breaks_is_replaced(served: Served) -> None:
+    app = served.config.serve.app_name
+    prefix = f"SERVE_REPLICA::{app}#{DEPLOYMENT_NAME}#"
+
+    def replicas() -> set[str]:
+        return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)}
+
+    wait_for(lambda: len(replicas()) == 1, 60, "a single replica")
+    (broken,) = replicas()
+    ray.get(ray.get_actor(broken, namespace="serve").__ray_call__.remote(_break_champion))
+    wait_for(lambda: broken not in replicas() and len(replicas()) == 1, 60, "the broken replica to be replaced")
+    wait_for(lambda: replica_count(app) == 1, 60, "the new replica to run")
+    answer = served.post({"records": [GOOD]})
+    assert answer.status_code == 200, answer.text
+    assert math.isfinite(answer.json()["predictions"][0]["prediction"])
