@@ -266,7 +266,11 @@ class AutoscalingConfig(Section):
     target_ongoing_requests: float = Field(4, gt=0, description="requests in flight per replica to aim for")
     upscale_delay_s: float = Field(3.0, ge=0)
     downscale_delay_s: float = Field(30.0, ge=0)
-    look_back_period_s: float = Field(30.0, gt=0, description="window the ongoing-request average is taken over")
+    look_back_period_s: float = Field(
+        30.0,
+        gt=10,
+        description="window the ongoing-request average is taken over; above Serve's 10 s metrics interval",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AutoscalingConfig:
@@ -279,7 +283,9 @@ class BatchingConfig(Section):
     """``@serve.batch``: requests that arrive within the wait are predicted together."""
 
     max_batch_size: int = Field(16, ge=1, description="requests per batch (each may hold many rows)")
-    batch_wait_timeout_s: float = Field(0.005, ge=0, le=10)
+    batch_wait_timeout_s: float = Field(
+        0.0, ge=0, le=10, description="0: take what is queued (batches form under load; a lone request never waits)"
+    )
 
 
 class CaptureConfig(Section):
@@ -313,6 +319,7 @@ class ServeConfig(Section):
     health_check_period_s: float = Field(10.0, gt=0)
     health_check_timeout_s: float = Field(30.0, gt=0)
     capture: CaptureConfig = CaptureConfig()
+    access_log: bool = Field(False, description="Serve's per-request access log lines in the replica logs")
 
     @model_validator(mode="after")
     def _batch_fits(self) -> ServeConfig:

@@ -143,7 +143,7 @@ class ModelEndpoint:
             return challenger
         return self.champion
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def predict_batch(self, items: list[tuple[ServedModel, pd.DataFrame]]) -> list[list[dict[str, Any]]]:
         """One forward pass per model version in the batch; answers split back per request."""
         answers: list[list[dict[str, Any]]] = [[] for _ in items]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import requests
 import yaml
 from mlflow.tracking import MlflowClient
@@ -76,8 +77,16 @@ def deploy_model(
     model = model or f"{config.registry.model_name}@{config.registry.alias}"
     check_models(config, tracking_uri, model, canary_percent)
     serve_config = config.serve
-    _require_free_port(serve_config.host, serve_config.port)
-    serve.start(http_options={"host": serve_config.host, "port": serve_config.port})
+    running_port = _running_serve_port()
+    if running_port is None:
+        _require_free_port(serve_config.host, serve_config.port)
+        serve.start(http_options={"host": serve_config.host, "port": serve_config.port})
+    elif running_port != serve_config.port:  # Serve keeps its first proxy options for the cluster's life
+        raise ServingError(
+            f"Serve already runs in this Ray cluster with its HTTP proxy on port {running_port}",
+            where="serve.port",
+            hint=f"Deploy with --set serve.port={running_port}, or `serve shutdown` first.",
+        )
     application = build_app(config, tracking_uri, model, canary_percent)
     try:
         serve.run(application, name=serve_config.app_name, route_prefix="/")
@@ -148,6 +157,16 @@ def wait_for_stop_signal() -> str:
         for sig, old in previous.items():
             signal.signal(sig, old)
     return received[0]
+
+
+def _running_serve_port() -> int | None:
+    """The HTTP port of a Serve instance already running in this Ray, or None when there is none."""
+    from ray.serve.context import _get_global_client
+
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is None:
+        return None
+    return int(ray.get(client._controller.get_http_config.remote()).port)
 
 
 def _failure_reason(app_name: str) -> str | None:

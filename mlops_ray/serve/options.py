@@ -37,7 +37,7 @@ class LiveSettings(BaseModel):
     model: str = Field(description="name@alias (followed as the alias moves) or name/version (pinned)")
     canary_percent: float = Field(0.0, ge=0, le=100)
     max_batch_size: int = Field(16, ge=1)
-    batch_wait_timeout_s: float = Field(0.005, ge=0)
+    batch_wait_timeout_s: float = Field(0.0, ge=0)
 
 
 def endpoint_settings(config: Config, tracking_uri: str) -> EndpointSettings:
@@ -82,4 +82,5 @@ def deployment_options(config: Config) -> dict[str, Any]:
         "health_check_period_s": serve.health_check_period_s,
         "health_check_timeout_s": serve.health_check_timeout_s,
         "ray_actor_options": {"num_cpus": serve.cpus_per_replica},
+        "logging_config": {"enable_access_log": serve.access_log},
     }

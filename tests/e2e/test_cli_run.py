@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -45,7 +46,7 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
                 assert time.monotonic() < deadline, "no endpoint within 600 s"
                 time.sleep(1)
             meta = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
-            row = {name: 0.0 for name in meta["features"]}
+            row = {feature["name"]: 0.0 for feature in meta["features"]}
             answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
             assert answer.status_code == 200
             assert answer.json()["model_version"] == "1"
@@ -63,3 +64,41 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("quickstart-breast-cancer", "champion").version) == "1"
     assert (tmp_path / "mlartifacts").is_dir()
+    # Both predictions (the pipeline's own and this test's) were captured, and flushed when Serve shut down.
+    captured = pq.read_table(tmp_path / ".mlops-ray" / "capture", partitioning="hive").to_pandas()
+    assert len(captured) == 2 and set(captured["model_version"].astype(str)) == {"1"}
+
+    # `mlops-ray serve` on the version that `run` registered: the endpoint alone, until Ctrl-C.
+    serve_log = tmp_path / "serve.log"
+    command = [
+        str(cli), "serve", str(ROOT / "configs" / "quickstart.yaml"),
+        "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
+    ]  # fmt: skip
+    with serve_log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while READY not in serve_log.read_text():
+                assert process.poll() is None, serve_log.read_text()[-4000:]
+                assert time.monotonic() < deadline, "no endpoint within 300 s"
+                time.sleep(1)
+            answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
+            assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=120) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    served = serve_log.read_text()
+    assert "quickstart-breast-cancer version 1" in served and "SIGINT received" in served, served
+    assert "Traceback" not in served
+
+
+def test_serve_with_an_unknown_model_fails_before_starting_ray(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("mlops-ray")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    command = [str(cli), "serve", str(ROOT / "configs" / "quickstart.yaml"), "--model", "nope@champion"]
+    finished = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert "no registered model is named 'nope'" in finished.stderr and "Traceback" not in finished.stderr
+    assert "connect" not in finished.stdout  # the registry was asked before any Ray started

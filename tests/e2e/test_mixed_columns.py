@@ -33,6 +33,7 @@ def test_mixed_numeric_categorical_missing_end_to_end(tmp_path: Path) -> None:
             "data.synthetic={rows: 3000, features: 4, categoricals: 2, classes: 3, missing_fraction: 0.1, seed: 1}",
             "train.epochs=8",
             f"train.storage_path={tmp_path / 'ray_results'}",
+            f"serve.capture.path={tmp_path / 'capture'}",
             f"tracking.uri={tracking}",
             f"tracking.artifact_location={tmp_path / 'artifacts'}",
             "registry.model_name=mixed-columns",

@@ -37,6 +37,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> tuple[pipeline.Pipel
         [
             f"train.epochs={EPOCHS}",
             f"train.storage_path={tmp / 'ray_results'}",
+            f"serve.capture.path={tmp / 'capture'}",
             f"tracking.uri={tracking}",
             f"tracking.artifact_location={tmp / 'artifacts'}",
             f"serve.port={free_port()}",
@@ -103,9 +104,12 @@ def test_endpoint_was_shut_down_after_the_run(quickstart: tuple) -> None:
         requests.get(f"{result.endpoint_url}/healthz", timeout=5)
 
 
-def test_champion_endpoint_contract_over_http(quickstart: tuple) -> None:
+def test_champion_endpoint_contract_over_http(quickstart: tuple, tmp_path: Path) -> None:
     result, tracking, _ = quickstart
-    config = load_config(ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}"])
+    capture = tmp_path / "capture"
+    config = load_config(
+        ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}", f"serve.capture.path={capture}"]
+    )
     endpoint = deploy_model(config, tracking, f"{result.model.name}@champion")
     try:
         meta = requests.get(f"{endpoint.url}/metadata", timeout=10).json()

@@ -33,6 +33,7 @@ def test_run_sweeps_registers_the_best_trial_and_serves_it(tmp_path: Path) -> No
             "tune.num_samples=4",
             "tune.asha.grace_period=1",
             f"tune.storage_path={tmp_path / 'tune'}",
+            f"serve.capture.path={tmp_path / 'capture'}",
             f"tracking.uri={tracking}",
             f"tracking.artifact_location={tmp_path / 'artifacts'}",
             f"serve.port={free_port()}",

@@ -36,6 +36,7 @@ def run_pipeline(tmp_path: Path, overrides: list[str]) -> tuple[pipeline.Pipelin
         ROOT / "configs" / "quickstart.yaml",
         [
             f"train.storage_path={tmp_path / 'ray_results'}",
+            f"serve.capture.path={tmp_path / 'capture'}",
             f"tracking.uri={tracking}",
             f"tracking.artifact_location={tmp_path / 'artifacts'}",
             f"serve.port={free_port()}",
@@ -120,7 +121,9 @@ def test_regression_on_a_mixed_file_with_a_schema_that_drops_bad_rows(tmp_path: 
     version = client.get_model_version("listing-prices", result.model.version)
     assert len(version.tags["data.schema_sha256"]) == 64
 
-    serve_config = load_config(ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}"])
+    serve_config = load_config(
+        ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}", f"serve.capture.path={tmp_path / 'cap'}"]
+    )
     endpoint = deploy_model(serve_config, tracking, "listing-prices@champion")
     try:
         metadata = requests.get(f"{endpoint.url}/metadata", timeout=10).json()

@@ -72,7 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "serve.autoscaling.target_ongoing_requests=1",
             "serve.autoscaling.upscale_delay_s=0.5",
             "serve.autoscaling.downscale_delay_s=2",
-            "serve.autoscaling.look_back_period_s=2",
+            "serve.autoscaling.look_back_period_s=10.5",
             f"serve.max_rows_per_request={MAX_ROWS}",
             f"serve.max_body_bytes={MAX_BODY}",
             "serve.capture.flush_interval_s=0.5",
