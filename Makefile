@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training_throughput.py
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/asha_vs_random.py
+	$(BIN)/python benchmarks/serve_latency.py
 
 # Re-pin every package from what the current .venv holds.
 lock:
