@@ -8,6 +8,7 @@ run in the session's Ray.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -31,7 +32,7 @@ from ray import serve
 
 from mlops_ray.config import Config
 from mlops_ray.serve import deploy_model
-from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app
+from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app, serve_config_document
 from tests.conftest import free_port
 from tests.integration.serving_models import MODEL_NAME, prepare, register_version, serving_config
 
@@ -372,6 +373,21 @@ def test_overload_is_answered_503_with_a_small_queue(served: Served) -> None:
         assert statuses[503] > 0 and statuses[200] > 0, statuses
     finally:
         serve.delete("tight")
+
+
+def test_the_built_serve_config_deploys_and_answers(served: Served) -> None:
+    """The file `mlops-ray serve build` writes: its import path and args make an app that serves."""
+    document = serve_config_document(served.config, served.tracking_uri)
+    (application,) = document["applications"]
+    module, name = application["import_path"].split(":")
+    builder = getattr(importlib.import_module(module), name)
+    serve.run(builder(application["args"]), name="from-file", route_prefix="/from-file")
+    try:
+        answer = requests.post(f"{served.endpoint.url}/from-file/predict", json={"records": [GOOD]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == "2"  # @champion, moved by the alias test above
+    finally:
+        serve.delete("from-file")
 
 
 def _break_champion(replica: Any) -> str:
