@@ -27,6 +27,15 @@ READY = "press Ctrl-C to stop"
 pytestmark = pytest.mark.slow
 
 
+def wait_until_serving(process: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    """Until the command prints that it serves; fails with its output if it exits or takes too long."""
+    deadline = time.monotonic() + timeout_s
+    while READY not in log.read_text():
+        assert process.poll() is None, log.read_text()[-4000:]
+        assert time.monotonic() < deadline, f"no endpoint within {timeout_s:.0f} s"
+        time.sleep(1)
+
+
 def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -40,11 +49,7 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
     with log.open("w") as sink:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline = time.monotonic() + 600
-            while READY not in log.read_text():
-                assert process.poll() is None, log.read_text()[-4000:]
-                assert time.monotonic() < deadline, "no endpoint within 600 s"
-                time.sleep(1)
+            wait_until_serving(process, log, timeout_s=600)
             meta = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
             row = {feature["name"]: 0.0 for feature in meta["features"]}
             answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
@@ -77,11 +82,7 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
     with serve_log.open("w") as sink:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline = time.monotonic() + 300
-            while READY not in serve_log.read_text():
-                assert process.poll() is None, serve_log.read_text()[-4000:]
-                assert time.monotonic() < deadline, "no endpoint within 300 s"
-                time.sleep(1)
+            wait_until_serving(process, serve_log, timeout_s=300)
             answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
             assert answer.status_code == 200 and answer.json()["model_version"] == "1"
             process.send_signal(signal.SIGINT)
