@@ -1,28 +1,18 @@
-"""Entrypoint for ``ray job submit``: the quickstart chain on the cluster the job runs in.
+"""Entrypoint for ``ray job submit``: the whole chain (data -> train/sweep -> gate -> serve -> predict).
 
-    ray job submit --working-dir . -- python jobs/pipeline.py --config configs/quickstart.yaml
+    ray job submit --runtime-env jobs/runtime_env.yaml -- python jobs/pipeline.py --config configs/quickstart.yaml
 
-Only parses arguments; inside a Ray job ``RAY_ADDRESS`` is set, so the pipeline
-joins the cluster instead of starting an embedded Ray. (Runtime environment and
-the other stages' entrypoints arrive with the cluster work.)
+Inside a Ray job ``RAY_ADDRESS`` is set, so the pipeline joins the cluster instead of
+starting an embedded Ray.
 """
 
 from __future__ import annotations
 
-import argparse
-
-from mlops_ray.cli import app
+from common import parser, run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="YAML config path")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY.PATH=VALUE override")
-    args = parser.parse_args()
-    argv = ["run", args.config]
-    for override in args.overrides:
-        argv += ["--set", override]
-    app(argv)
+    run(["run"], parser(__doc__.splitlines()[0]).parse_args())
 
 
 if __name__ == "__main__":

@@ -118,8 +118,9 @@ def serve_config_document(
                 "name": config.serve.app_name,
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
-                "args": {"settings": endpoint_settings(config, tracking_uri).model_dump(), "live": live},
-                "deployments": [{"name": DEPLOYMENT_NAME, "user_config": live, **deployment_options(config)}],
+                "args": {"settings": endpoint_settings(config, tracking_uri).model_dump(), "live": dict(live)},
+                # a copy, not the same dict: YAML would write an anchor and an alias (&id001 / *id001)
+                "deployments": [{"name": DEPLOYMENT_NAME, "user_config": dict(live), **deployment_options(config)}],
             }
         ],
     }

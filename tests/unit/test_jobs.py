@@ -1,4 +1,4 @@
-"""The ``ray job submit`` entrypoints are thin: same config errors, same exit codes."""
+"""The ``ray job submit`` entrypoints are thin: same config errors, same exit codes; the upload stays small."""
 
 from __future__ import annotations
 
@@ -6,22 +6,37 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
+from ray.runtime_env import RuntimeEnv
+
 ROOT = Path(__file__).resolve().parents[2]
+STAGES = ["pipeline", "train", "tune", "promote"]
 
 
-def test_pipeline_job_reports_a_bad_config_like_the_cli(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stage", STAGES)
+def test_job_reports_a_bad_config_like_the_cli(tmp_path: Path, stage: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("serve:\n  prot: 1\n")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "pipeline.py"), "--config", str(bad)],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(ROOT / "jobs" / f"{stage}.py"), "--config", str(bad)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 2
+    assert done.returncode == 2, done.stderr
     assert "did you mean 'serve.port'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_pipeline_job_requires_a_config() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "jobs" / "pipeline.py")], capture_output=True, text=True)
+@pytest.mark.parametrize("stage", STAGES)
+def test_job_requires_a_config(stage: str) -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "jobs" / f"{stage}.py")], capture_output=True, text=True)
     assert done.returncode == 2
     assert "--config" in done.stderr
+
+
+def test_runtime_env_uploads_the_code_and_not_the_local_state() -> None:
+    spec = yaml.safe_load((ROOT / "jobs" / "runtime_env.yaml").read_text())
+    env = RuntimeEnv(**spec)  # Ray's own validation of the fields
+    assert env["working_dir"] == "." and env["env_vars"]["PYTHONPATH"] == "."
+    for heavy in (".venv", ".git", "mlflow.db", "mlartifacts", ".mlops-ray", "benchmarks/results"):
+        assert heavy in spec["excludes"], heavy
