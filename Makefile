@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/quickstart.yaml
 
-.PHONY: install run test lint format bench lock clean
+.PHONY: install run test lint format bench lock clean cluster-up cluster-down
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/asha_vs_random.py
 	$(BIN)/python benchmarks/serve_latency.py
+
+# A local multi-node Ray cluster (head + worker node, token auth) and an MLflow server: docs/cluster.md.
+cluster-up: $(STAMP)
+	$(BIN)/python cluster/local/cluster.py up
+
+cluster-down: $(STAMP)
+	$(BIN)/python cluster/local/cluster.py down
 
 # Re-pin every package from what the current .venv holds.
 lock:

@@ -289,6 +289,9 @@ def serve(
         typer.Option("--canary", min=0, max=100, help="Percent of requests answered by @challenger, e.g. 10."),
     ] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="With `build`: the file to write.")] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Deploy into the Ray cluster and return; the endpoint keeps running.")
+    ] = False,
     set_: Overrides = None,
 ) -> None:
     """Serve the champion on an autoscaling endpoint until Ctrl-C (or `serve build CONFIG -o FILE`).
@@ -312,7 +315,7 @@ def serve(
         _guard(lambda: _raise(ConfigError("-o and a second CONFIG go with `serve build` only", where="serve")))
     quiet_library_logs()
     resolved = _guard(lambda: _load(Path(target), set_))
-    _guard(lambda: run_serving(resolved, StageReporter(console), model, canary))
+    _guard(lambda: run_serving(resolved, StageReporter(console), model, canary, detach))
 
 
 @app.command()

@@ -320,6 +320,9 @@ class ServeConfig(Section):
     health_check_timeout_s: float = Field(30.0, gt=0)
     capture: CaptureConfig = CaptureConfig()
     access_log: bool = Field(False, description="Serve's per-request access log lines in the replica logs")
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        "EveryNode", description="where Serve runs HTTP proxies; HeadOnly when several nodes share one machine"
+    )
 
     @model_validator(mode="after")
     def _batch_fits(self) -> ServeConfig:

@@ -8,6 +8,7 @@ import requests
 
 from mlops_ray import settings
 from mlops_ray.config import Config
+from mlops_ray.errors import ServingError
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.serve.deploy import (
@@ -19,14 +20,33 @@ from mlops_ray.serve.deploy import (
 )
 
 
-def run_serving(config: Config, reporter: StageReporter, model: str | None, canary_percent: float | None) -> str:
-    """Serve ``model`` (default the config's @champion) until SIGINT/SIGTERM; returns the signal's name."""
+def run_serving(
+    config: Config, reporter: StageReporter, model: str | None, canary_percent: float | None, detach: bool = False
+) -> str | None:
+    """Serve ``model`` (default the config's @champion) until SIGINT/SIGTERM; returns the signal's name.
+
+    With ``detach`` (a Ray cluster only) it deploys and returns at once, leaving the
+    application running in the cluster: Serve outlives the driver that deployed it.
+    """
     model = model or f"{config.registry.model_name}@{config.registry.alias}"
+    if detach and not settings.ray_address(config.ray.address):
+        raise ServingError(
+            "--detach leaves the endpoint running after the command exits, which needs a Ray cluster",
+            where="serve --detach",
+            hint="Set RAY_ADDRESS (or ray.address), e.g. run it as a `ray job submit` job (jobs/deploy.py).",
+        )
     check_models(config, settings.tracking_uri(config.tracking.uri), model, canary_percent)  # before starting Ray
     with connected(config, reporter) as (tracking, _):
         with reporter.stage("serve", f"deploying {model} on Ray Serve") as stage:
             endpoint = deploy_model(config, tracking.uri, model, canary_percent)
             stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
+        if detach:
+            reporter.console.print(
+                f"Serving {model} at {endpoint.url} in the cluster; `serve shutdown` (or `serve delete "
+                f"{config.serve.app_name}`) stops it.",
+                highlight=False,
+            )
+            return None
         try:
             metadata = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
             scaling = config.serve.autoscaling

@@ -80,7 +80,10 @@ def deploy_model(
     running_port = _running_serve_port()
     if running_port is None:
         _require_free_port(serve_config.host, serve_config.port)
-        serve.start(http_options={"host": serve_config.host, "port": serve_config.port})
+        serve.start(
+            http_options={"host": serve_config.host, "port": serve_config.port},
+            proxy_location=serve_config.proxy_location,
+        )
     elif running_port != serve_config.port:  # Serve keeps its first proxy options for the cluster's life
         raise ServingError(
             f"Serve already runs in this Ray cluster with its HTTP proxy on port {running_port}",
@@ -111,7 +114,7 @@ def serve_config_document(
     parse_model_ref(model)
     live = live_settings(config, model, canary_percent).model_dump()
     document = {
-        "proxy_location": "EveryNode",
+        "proxy_location": config.serve.proxy_location,
         "http_options": {"host": config.serve.host, "port": config.serve.port},
         "applications": [
             {

@@ -11,7 +11,7 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ["pipeline", "train", "tune", "promote"]
+STAGES = ["pipeline", "train", "tune", "promote", "deploy"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

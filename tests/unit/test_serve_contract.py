@@ -165,3 +165,11 @@ def test_serve_build_writes_a_config_serve_accepts(tmp_path: Path) -> None:
 def test_serve_build_without_output_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "build", str(ROOT / "configs" / "quickstart.yaml")])
     assert result.exit_code == 2 and "serve build CONFIG -o" in result.output
+
+
+def test_detach_without_a_cluster_is_refused_before_anything_starts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve", str(ROOT / "configs" / "quickstart.yaml"), "--detach"])
+    assert result.exit_code == 1 and "needs a Ray cluster" in result.output
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the registry was even opened
