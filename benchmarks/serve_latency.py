@@ -212,7 +212,7 @@ def run_plain_server(port: int, tracking_uri: str, model_ref: str, max_rows: int
     async def predict(request: Request) -> JSONResponse:
         body = await request.body()
         try:
-            frame = model.contract.parse(model.request_model, body)
+            frame = model.contract.parse(body)
         except ValidationError as error:
             return JSONResponse({"detail": error_details(error)}, status_code=422)
         predictions = model.predict(frame)
@@ -343,12 +343,9 @@ def plain_server(
 
 
 def replica_count(app_name: str) -> int:
-    from ray import serve
+    from mlops_ray.serve.deploy import running_replicas
 
-    from mlops_ray.serve.deploy import DEPLOYMENT_NAME
-
-    deployment = serve.status().applications[app_name].deployments[DEPLOYMENT_NAME]
-    return int(deployment.replica_states.get("RUNNING", 0))
+    return running_replicas(app_name)
 
 
 class ReplicaPoller:

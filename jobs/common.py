@@ -27,3 +27,11 @@ def run(command: Sequence[str], args: argparse.Namespace, *extra: str) -> None:
     for override in args.overrides:
         argv += ["--set", override]
     app(argv)
+
+
+def run_resumable(command: str, description: str, resume_help: str) -> None:
+    """A stage whose only extra flag is ``--resume`` (train, tune)."""
+    arguments = parser(description)
+    arguments.add_argument("--resume", action="store_true", help=resume_help)
+    args = arguments.parse_args()
+    run([command], args, *(["--resume"] if args.resume else []))

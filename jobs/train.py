@@ -7,14 +7,11 @@ From the repository root (the job fails with the command's own message and exit 
 
 from __future__ import annotations
 
-from common import parser, run
+from common import run_resumable
 
 
 def main() -> None:
-    arguments = parser(__doc__.splitlines()[0])
-    arguments.add_argument("--resume", action="store_true", help="continue the latest unfinished training run")
-    args = arguments.parse_args()
-    run(["train"], args, *(["--resume"] if args.resume else []))
+    run_resumable("train", __doc__.splitlines()[0], "continue the latest unfinished training run")
 
 
 if __name__ == "__main__":

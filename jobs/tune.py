@@ -7,14 +7,11 @@ From the repository root (the job fails with the command's own message and exit 
 
 from __future__ import annotations
 
-from common import parser, run
+from common import run_resumable
 
 
 def main() -> None:
-    arguments = parser(__doc__.splitlines()[0])
-    arguments.add_argument("--resume", action="store_true", help="finish the latest unfinished sweep")
-    args = arguments.parse_args()
-    run(["tune"], args, *(["--resume"] if args.resume else []))
+    run_resumable("tune", __doc__.splitlines()[0], "finish the latest unfinished sweep")
 
 
 if __name__ == "__main__":

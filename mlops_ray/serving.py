@@ -18,6 +18,7 @@ from mlops_ray.serve.deploy import (
     wait_for_stop_signal,
     write_serve_config,
 )
+from mlops_ray.serve.options import model_or_champion
 
 
 def run_serving(
@@ -28,7 +29,7 @@ def run_serving(
     With ``detach`` (a Ray cluster only) it deploys and returns at once, leaving the
     application running in the cluster: Serve outlives the driver that deployed it.
     """
-    model = model or f"{config.registry.model_name}@{config.registry.alias}"
+    model = model_or_champion(config, model)
     if detach and not settings.ray_address(config.ray.address):
         raise ServingError(
             "--detach leaves the endpoint running after the command exits, which needs a Ray cluster",

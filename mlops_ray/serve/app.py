@@ -36,6 +36,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 from ray import serve
 
+from mlops_ray.config import BatchingConfig
 from mlops_ray.registry.refs import ModelRef, alias_version, parse_model_ref
 from mlops_ray.serve.capture import CaptureWriter
 from mlops_ray.serve.contract import ErrorResponse, ModelMetadata, PredictResponse, error_details
@@ -47,6 +48,7 @@ logger = logging.getLogger("ray.serve")
 TITLE = "mlops-ray model endpoint"
 api = FastAPI(title=TITLE, openapi_url=None, docs_url=None, redoc_url=None)
 ERRORS = {code: {"model": ErrorResponse} for code in (413, 422, 503)}
+BATCHING = BatchingConfig()  # the decorator's values until reconfigure applies the live ones
 
 
 @api.exception_handler(Exception)
@@ -143,7 +145,7 @@ class ModelEndpoint:
             return challenger
         return self.champion
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    @serve.batch(max_batch_size=BATCHING.max_batch_size, batch_wait_timeout_s=BATCHING.batch_wait_timeout_s)
     async def predict_batch(self, items: list[tuple[ServedModel, pd.DataFrame]]) -> list[list[dict[str, Any]]]:
         """One forward pass per model version in the batch; answers split back per request."""
         answers: list[list[dict[str, Any]]] = [[] for _ in items]
@@ -169,7 +171,7 @@ class ModelEndpoint:
         status, rows = 200, 0
         try:
             body = await read_body(request, self.settings.max_body_bytes)
-            frame = model.contract.parse(model.request_model, body)
+            frame = model.contract.parse(body)
             rows = len(frame)
             predictions = await self.predict_batch((model, frame))
             self.capture.add(model.version, frame, predictions)
@@ -224,7 +226,9 @@ class ModelEndpoint:
         """The OpenAPI document with ``/predict``'s body typed by the served version's contract."""
         assert self.champion is not None
         document = get_openapi(title=TITLE, version=self.champion.version, routes=self.app.routes)
-        request_schema = self.champion.request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        request_schema = self.champion.contract.request_model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(request_schema.pop("$defs", {}))
         components["PredictRequest"] = request_schema

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,6 @@ class CaptureWriter:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
-        self.files_written = 0
-        self.rows_written = 0
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         if config.sample_rate > 0:
             self._thread.start()
@@ -98,8 +97,6 @@ class CaptureWriter:
         temporary = f"{folder}/.{name}.tmp"
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), temporary, filesystem=self.filesystem)
         self.filesystem.move(temporary, f"{folder}/{name}")
-        self.files_written += 1
-        self.rows_written += len(frame)
 
 
 def _table(requests: list[tuple[datetime, pd.DataFrame, list[dict[str, Any]]]]) -> pd.DataFrame:
@@ -112,8 +109,4 @@ def _table(requests: list[tuple[datetime, pd.DataFrame, list[dict[str, Any]]]]) 
 
 
 def _as_uri(path: str) -> str:
-    if "://" in path:
-        return path
-    from pathlib import Path
-
-    return Path(path).expanduser().resolve().as_uri()
+    return path if "://" in path else Path(path).expanduser().resolve().as_uri()

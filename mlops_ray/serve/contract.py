@@ -11,6 +11,7 @@ bad field instead of a wrong prediction. Pydantic collects all errors in one pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -62,7 +63,9 @@ class RequestContract:
     def features(self) -> list[str]:
         return [rule.name for rule in self.rules]
 
+    @cached_property
     def request_model(self) -> type[BaseModel]:
+        """Built once per served version (creating pydantic models is not free)."""
         # Field names are positional (f0, f1, ...) with the column name as alias: column
         # names need not be identifiers ("mean radius"), and errors report the alias.
         fields: dict[str, Any] = {
@@ -72,9 +75,9 @@ class RequestContract:
         records = (list[record], Field(min_length=1, max_length=self.max_rows))  # type: ignore[valid-type]
         return create_model("PredictRequest", __config__=ConfigDict(extra="forbid"), records=records)
 
-    def parse(self, model: type[BaseModel], body: bytes) -> pd.DataFrame:
+    def parse(self, body: bytes) -> pd.DataFrame:
         """Validate a JSON body; the rows as a frame in feature order. Raises ``ValidationError``."""
-        request = model.model_validate_json(body)
+        request = self.request_model.model_validate_json(body)
         rows = [record.model_dump(by_alias=True) for record in request.records]  # type: ignore[attr-defined]
         return pd.DataFrame.from_records(rows, columns=self.features)
 

@@ -21,7 +21,7 @@ from mlops_ray.config import Config
 from mlops_ray.errors import ServingError
 from mlops_ray.registry.refs import ModelRef, parse_model_ref, resolve_model_ref
 from mlops_ray.serve.app import ModelEndpoint
-from mlops_ray.serve.options import deployment_options, endpoint_settings, live_settings
+from mlops_ray.serve.options import deployment_options, endpoint_settings, live_settings, model_or_champion
 
 IMPORT_PATH = "mlops_ray.serve.deploy:app_builder"
 DEPLOYMENT_NAME = "ModelEndpoint"
@@ -59,7 +59,7 @@ def build_app(config: Config, tracking_uri: str, model: str, canary_percent: flo
     )
 
 
-def check_models(config: Config, tracking_uri: str, model: str, canary_percent: float | None) -> ModelRef:
+def check_models(config: Config, tracking_uri: str, model: str, canary_percent: float | None) -> None:
     """Fail in the driver, with the registry's own words, before any replica tries to load a missing model."""
     ref = parse_model_ref(model)
     client = MlflowClient(tracking_uri)
@@ -67,15 +67,17 @@ def check_models(config: Config, tracking_uri: str, model: str, canary_percent: 
     canary = config.serve.canary_percent if canary_percent is None else canary_percent
     if canary > 0:
         resolve_model_ref(ModelRef(ref.name, alias=config.registry.challenger_alias), client)
-    return ref
 
 
 def deploy_model(
     config: Config, tracking_uri: str, model: str | None = None, canary_percent: float | None = None
 ) -> Endpoint:
-    """Deploy ``model`` (default ``name@champion`` from the config); returns once it answers /healthz."""
-    model = model or f"{config.registry.model_name}@{config.registry.alias}"
-    check_models(config, tracking_uri, model, canary_percent)
+    """Deploy ``model`` (default ``name@champion`` from the config); returns once it answers /healthz.
+
+    The reference is not checked here: ``mlops-ray serve`` checks it before Ray starts
+    (``check_models``), and a replica that cannot load it fails the start with its reason.
+    """
+    model = model_or_champion(config, model)
     serve_config = config.serve
     running_port = _running_serve_port()
     if running_port is None:
@@ -110,9 +112,8 @@ def serve_config_document(
     """A Serve config (``serve deploy`` / a RayService's ``serveConfigV2``), validated by Serve's own schema."""
     from ray.serve.schema import ServeDeploySchema
 
-    model = model or f"{config.registry.model_name}@{config.registry.alias}"
-    parse_model_ref(model)
     live = live_settings(config, model, canary_percent).model_dump()
+    parse_model_ref(live["model"])
     document = {
         "proxy_location": config.serve.proxy_location,
         "http_options": {"host": config.serve.host, "port": config.serve.port},
@@ -161,6 +162,12 @@ def wait_for_stop_signal() -> str:
         for sig, old in previous.items():
             signal.signal(sig, old)
     return received[0]
+
+
+def running_replicas(app_name: str) -> int:
+    """Replicas of the model deployment in state RUNNING (what autoscaling has reached)."""
+    deployment = serve.status().applications[app_name].deployments[DEPLOYMENT_NAME]
+    return int(deployment.replica_states.get("RUNNING", 0))
 
 
 def _running_serve_port() -> int | None:

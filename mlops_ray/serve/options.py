@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops_ray.config import CaptureConfig, Config
+from mlops_ray.registry.refs import ModelRef
 
 
 class EndpointSettings(BaseModel):
@@ -35,9 +36,9 @@ class LiveSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(description="name@alias (followed as the alias moves) or name/version (pinned)")
-    canary_percent: float = Field(0.0, ge=0, le=100)
-    max_batch_size: int = Field(16, ge=1)
-    batch_wait_timeout_s: float = Field(0.0, ge=0)
+    canary_percent: float = Field(ge=0, le=100)  # every field given: the defaults live in ServeConfig only
+    max_batch_size: int = Field(ge=1)
+    batch_wait_timeout_s: float = Field(ge=0)
 
 
 def endpoint_settings(config: Config, tracking_uri: str) -> EndpointSettings:
@@ -54,9 +55,14 @@ def endpoint_settings(config: Config, tracking_uri: str) -> EndpointSettings:
     )
 
 
-def live_settings(config: Config, model: str, canary_percent: float | None = None) -> LiveSettings:
+def model_or_champion(config: Config, model: str | None) -> str:
+    """The reference to serve: the one given, else the config's ``name@champion``."""
+    return model or str(ModelRef(config.registry.model_name, alias=config.registry.alias))
+
+
+def live_settings(config: Config, model: str | None, canary_percent: float | None = None) -> LiveSettings:
     return LiveSettings(
-        model=model,
+        model=model_or_champion(config, model),
         canary_percent=config.serve.canary_percent if canary_percent is None else canary_percent,
         max_batch_size=config.serve.batching.max_batch_size,
         batch_wait_timeout_s=config.serve.batching.batch_wait_timeout_s,

@@ -16,7 +16,6 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pydantic import BaseModel
 
 from mlops_ray.data.schema import DataSchema
 from mlops_ray.registry.packaged_model import PackagedModel
@@ -32,12 +31,9 @@ class ServedModel:
     name: str
     version: str
     alias: str | None
-    run_id: str
-    pyfunc: Any
     packaged: PackagedModel
     contract: RequestContract
-    request_model: type[BaseModel]
-    lineage: dict[str, str] = field(default_factory=dict)
+    lineage: dict[str, str] = field(default_factory=dict)  # run_id and the version's data/code tags
 
     @classmethod
     def load(cls, ref: ModelRef, client: MlflowClient, max_rows: int) -> ServedModel:
@@ -50,17 +46,7 @@ class ServedModel:
         schema = _schema_of(client, run_id) if version.tags.get("data.schema_sha256") else None
         contract = contract_for(packaged.preprocessing, schema, max_rows)
         lineage = {"run_id": run_id, **{k: version.tags[k] for k in LINEAGE_TAGS if k in version.tags}}
-        return cls(
-            version.name,
-            str(version.version),
-            ref.alias,
-            run_id,
-            pyfunc,
-            packaged,
-            contract,
-            contract.request_model(),
-            lineage,
-        )
+        return cls(version.name, str(version.version), ref.alias, packaged, contract, lineage)
 
     @property
     def task(self) -> str:

@@ -8,11 +8,13 @@ in the working directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -27,13 +29,23 @@ READY = "press Ctrl-C to stop"
 pytestmark = pytest.mark.slow
 
 
-def wait_until_serving(process: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    """Until the command prints that it serves; fails with its output if it exits or takes too long."""
-    deadline = time.monotonic() + timeout_s
-    while READY not in log.read_text():
-        assert process.poll() is None, log.read_text()[-4000:]
-        assert time.monotonic() < deadline, f"no endpoint within {timeout_s:.0f} s"
-        time.sleep(1)
+@contextlib.contextmanager
+def serving(command: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float) -> Iterator[None]:
+    """Run a serving command until it prints that it serves; on exit press Ctrl-C and require exit 0."""
+    with log.open("w") as sink:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while READY not in log.read_text():
+                assert process.poll() is None, log.read_text()[-4000:]
+                assert time.monotonic() < deadline, f"no endpoint within {timeout_s:.0f} s"
+                time.sleep(1)
+            yield
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=120) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path) -> None:
@@ -46,20 +58,12 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
         "--set", "train.epochs=2", "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
     log = tmp_path / "output.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_until_serving(process, log, timeout_s=600)
-            meta = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
-            row = {feature["name"]: 0.0 for feature in meta["features"]}
-            answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
-            assert answer.status_code == 200
-            assert answer.json()["model_version"] == "1"
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=120) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with serving(command, tmp_path, env, log, timeout_s=600):
+        meta = requests.get(f"http://127.0.0.1:{port}/metadata", timeout=10).json()
+        row = {feature["name"]: 0.0 for feature in meta["features"]}
+        answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
+        assert answer.status_code == 200
+        assert answer.json()["model_version"] == "1"
     output = log.read_text()
     assert "quickstart-breast-cancer version 1 @champion" in output
     assert "true:" in output and "Traceback" not in output
@@ -79,17 +83,9 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
         str(cli), "serve", str(ROOT / "configs" / "quickstart.yaml"),
         "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
-    with serve_log.open("w") as sink:
-        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
-        try:
-            wait_until_serving(process, serve_log, timeout_s=300)
-            answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
-            assert answer.status_code == 200 and answer.json()["model_version"] == "1"
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=120) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+    with serving(command, tmp_path, env, serve_log, timeout_s=300):
+        answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
     served = serve_log.read_text()
     assert "quickstart-breast-cancer version 1" in served and "SIGINT received" in served, served
     assert "Traceback" not in served

@@ -32,7 +32,7 @@ from ray import serve
 
 from mlops_ray.config import Config
 from mlops_ray.serve import deploy_model
-from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app, serve_config_document
+from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app, running_replicas, serve_config_document
 from tests.conftest import free_port
 from tests.integration.serving_models import MODEL_NAME, prepare, register_version, serving_config
 
@@ -89,11 +89,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(config, uri, endpoint, tmp)
     finally:
         endpoint.shutdown()
-
-
-def replica_count(app_name: str) -> int:
-    deployment = serve.status().applications[app_name].deployments[DEPLOYMENT_NAME]
-    return int(deployment.replica_states.get("RUNNING", 0))
 
 
 def no_stack_trace(response: requests.Response) -> None:
@@ -294,14 +289,14 @@ def wait_for(condition: Any, timeout_s: float, what: str) -> None:
 
 def test_replicas_rise_under_load_and_return_after(served: Served) -> None:
     app = served.config.serve.app_name
-    assert replica_count(app) == 1
+    assert running_replicas(app) == 1
     started = time.monotonic()
     with Load(served, threads=8, rows=20) as load:
-        wait_for(lambda: replica_count(app) >= 2, 60, "a second replica under load")
+        wait_for(lambda: running_replicas(app) >= 2, 60, "a second replica under load")
     print(f"scaled up after {time.monotonic() - started:.1f} s")
     assert {status for _, status, _ in load.results} == {200}
     stopped = time.monotonic()
-    wait_for(lambda: replica_count(app) == 1, 60, "the deployment to scale back to one replica")
+    wait_for(lambda: running_replicas(app) == 1, 60, "the deployment to scale back to one replica")
     print(f"scaled back down {time.monotonic() - stopped:.1f} s after the load stopped")
 
 
@@ -409,7 +404,7 @@ def test_a_replica_whose_model_breaks_is_replaced(served: Served) -> None:
     (broken,) = replicas()
     ray.get(ray.get_actor(broken, namespace="serve").__ray_call__.remote(_break_champion))
     wait_for(lambda: broken not in replicas() and len(replicas()) == 1, 60, "the broken replica to be replaced")
-    wait_for(lambda: replica_count(app) == 1, 60, "the new replica to run")
+    wait_for(lambda: running_replicas(app) == 1, 60, "the new replica to run")
     answer = served.post({"records": [GOOD]})
     assert answer.status_code == 200, answer.text
     assert math.isfinite(answer.json()["predictions"][0]["prediction"])

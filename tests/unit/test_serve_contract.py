@@ -44,7 +44,7 @@ SCHEMA = DataSchema(
 def errors_for(body: object, schema: DataSchema | None = SCHEMA, max_rows: int = 5) -> list[str]:
     contract = contract_for(PREPROCESSING, schema, max_rows)
     with pytest.raises(ValidationError) as caught:
-        contract.parse(contract.request_model(), json.dumps(body).encode())
+        contract.parse(json.dumps(body).encode())
     return [d["field"] for d in error_details(caught.value)]
 
 
@@ -56,7 +56,7 @@ def test_a_valid_request_becomes_a_frame_in_feature_order() -> None:
             {"size m2": 60.5, "rooms": None, "district": None},
         ]
     }
-    frame = contract.parse(contract.request_model(), json.dumps(body).encode())
+    frame = contract.parse(json.dumps(body).encode())
     assert list(frame.columns) == ["size m2", "rooms", "district"]
     assert frame["size m2"].tolist() == [50.0, 60.5]
     assert frame["district"][0] == "north" and pd.isna(frame["district"][1])
@@ -91,7 +91,7 @@ def test_contract_rules(body: object, field: str) -> None:
 def test_without_a_schema_strings_are_free_and_nulls_allowed() -> None:
     contract = contract_for(PREPROCESSING, None, 5)
     body = {"records": [{"size m2": None, "rooms": 2.5, "district": "anywhere"}]}
-    assert len(contract.parse(contract.request_model(), json.dumps(body).encode())) == 1
+    assert len(contract.parse(json.dumps(body).encode())) == 1
     assert errors_for({"records": [{"size m2": float("nan"), "rooms": 1, "district": "x"}]}, schema=None) == [
         "records[0].size m2"
     ]
@@ -129,7 +129,7 @@ def served_model(weights_nan: bool) -> ServedModel:
         for parameter in packaged.network.parameters():
             parameter.data.fill_(float("nan"))
     contract = contract_for(PREPROCESSING, SCHEMA, 5)
-    return ServedModel("m", "1", "champion", "run", None, packaged, contract, contract.request_model())
+    return ServedModel("m", "1", "champion", packaged, contract)
 
 
 def test_health_probe_passes_a_sound_model_and_fails_a_broken_one() -> None:
