@@ -4,22 +4,25 @@ Why: "it works on my laptop" hides everything a cluster changes: the driver and 
 workers are different processes on different nodes, the token is required, and MLflow
 must be a server every node reaches. This starts exactly that, locally:
 
-- a Ray head (``ray start --head``, token authentication on, as Ray 2.60 does by
-  default; dashboard and job server on 127.0.0.1) with ``--head-cpus`` CPUs and the
-  custom resource ``head``;
+- a Ray head (``ray start --head``, token authentication on with a token generated for
+  this cluster in ``<state>/auth_token``; dashboard and job server on 127.0.0.1) with
+  ``--head-cpus`` CPUs and the custom resource ``head``;
 - one or more worker nodes (``ray start --address``), separate raylets with their own
   ``--worker-cpus`` CPUs and the custom resource ``worker``;
 - an MLflow tracking server on 127.0.0.1 with artifacts served by the server
   (``--serve-artifacts``), its backend PostgreSQL when ``$MLOPS_RAY_POSTGRES_URI`` names
   one, else a SQLite file in the state folder.
 
-Every process gets its own Ray temp folder (``/tmp/mlops-ray-cluster-<id>``), so
-``down`` stops exactly these processes (matched by that folder on their command line)
-and never another Ray on the machine, unlike ``ray stop``. State (ports, PIDs, logs) is
+Every node gets its own Ray temp folder (``/tmp/mlops-ray-cluster-<id>`` for the head,
+``...-w<n>`` for worker ``n``, as separate machines would have), so ``down`` stops exactly
+these processes (matched by that prefix on their command line) and never another Ray on
+the machine, unlike ``ray stop``. State (ports, PIDs, logs) is
 in ``--state`` (default ``.mlops-ray/cluster``); ``up`` writes ``env.sh`` there with
-``RAY_ADDRESS``, ``RAY_AUTH_MODE`` and ``MLFLOW_TRACKING_URI`` to ``source``.
+``RAY_ADDRESS``, ``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN_PATH`` and ``MLFLOW_TRACKING_URI`` to
+``source``: a client without that token is refused.
 
-    python cluster/local/cluster.py up [--workers N] [--head-cpus N] [--worker-cpus N] [--state DIR]
+    python cluster/local/cluster.py up [--workers N] [--head-cpus N] [--worker-cpus N] [--object-store-gb G]
+                                       [--state DIR]
     python cluster/local/cluster.py status [--state DIR]
     python cluster/local/cluster.py down [--state DIR]
 """
@@ -31,12 +34,14 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -51,12 +56,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def node_ports() -> list[str]:
-    """Ports every node needs for itself: on one machine the defaults (agent 52365, ...) would collide."""
+def node_options(object_store_gb: float) -> list[str]:
+    """What every node needs for itself on a shared machine.
+
+    Ports: the defaults (agent 52365, ...) would collide. Object store: Ray sizes each
+    node's at 30 % of the machine's memory, which two nodes on one machine would double.
+    """
     return [
         f"--dashboard-agent-listen-port={free_port()}",
         f"--dashboard-agent-grpc-port={free_port()}",
         f"--metrics-export-port={free_port()}",
+        f"--object-store-memory={int(object_store_gb * 1024**3)}",
     ]
 
 
@@ -73,16 +83,37 @@ def run(command: list[str], log: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"`{' '.join(command)}` failed (exit {done.returncode}); {log}:\n{tail}")
 
 
+def check_backend(uri: str) -> None:
+    """Connect once before anything starts: ``mlflow server`` on a bad database URI keeps running, never answering."""
+    import sqlalchemy
+
+    shown = sqlalchemy.engine.make_url(uri).render_as_string(hide_password=True)
+    try:
+        sqlalchemy.create_engine(uri).connect().close()
+    except Exception as exc:  # driver missing, server down, database absent, wrong credentials
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise SystemExit(f"MLOPS_RAY_POSTGRES_URI={shown}: cannot connect ({reason})") from None
+
+
 def up(args: argparse.Namespace) -> None:
     state = Path(args.state).resolve()
-    if (state / STATE_FILE).exists():
-        raise SystemExit(f"a cluster is already up (state in {state}); run `make cluster-down` first")
+    postgres = os.environ.get("MLOPS_RAY_POSTGRES_URI")
+    if postgres:
+        check_backend(postgres)
     state.mkdir(parents=True, exist_ok=True)
     temp = temp_dir_for(state)
     shutil.rmtree(temp, ignore_errors=True)
     ports = {"gcs": free_port(), "dashboard": free_port(), "mlflow": free_port(), "client": free_port()}
+    # The cluster's own token (not ~/.ray/auth_token, which other Rays on the machine share); every node and every
+    # job started here reads it through RAY_AUTH_TOKEN_PATH.
+    token = state / "auth_token"
+    with os.fdopen(os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as sink:
+        sink.write(secrets.token_hex(32))
     # PATH first: a job's `python` must be this environment's, with the locked packages, on every node
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_AUTH_TOKEN", None)
+    # Every node's environment names the tracking server, so jobs and their workers log there without a flag.
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{ports['mlflow']}"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.pop("RAY_ADDRESS", None)
     started = time.monotonic()
@@ -94,20 +125,24 @@ def up(args: argparse.Namespace) -> None:
             str(BIN / "ray"), "start", "--head", f"--port={ports['gcs']}", f"--num-cpus={args.head_cpus}",
             "--resources", json.dumps({"head": 1}), "--dashboard-host=127.0.0.1",
             f"--dashboard-port={ports['dashboard']}", f"--ray-client-server-port={ports['client']}",
-            *node_ports(), f"--temp-dir={temp}", "--disable-usage-stats",
+            *node_options(args.object_store_gb), f"--temp-dir={temp}", "--disable-usage-stats",
         ],
         log, env,
     )  # fmt: skip
-    for _ in range(args.workers):
+    for index in range(1, args.workers + 1):
+        # Its own temp folder: nodes sharing one would share `runtime_resources/`, and a node setting up a job's
+        # working_dir replaces the folder (overwrite) that a process on another node is running in.
+        node_temp = Path(f"{temp}-w{index}")
+        shutil.rmtree(node_temp, ignore_errors=True)
         run(
             [
                 str(BIN / "ray"), "start", f"--address=127.0.0.1:{ports['gcs']}", f"--num-cpus={args.worker_cpus}",
-                "--resources", json.dumps({"worker": 1}), *node_ports(), f"--temp-dir={temp}",
-                "--disable-usage-stats",
+                "--resources", json.dumps({"worker": 1}), *node_options(args.object_store_gb),
+                f"--temp-dir={node_temp}", "--disable-usage-stats",
             ],
             log, env,
         )  # fmt: skip
-    backend = os.environ.get("MLOPS_RAY_POSTGRES_URI") or f"sqlite:///{state / 'mlflow.db'}"
+    backend = postgres or f"sqlite:///{state / 'mlflow.db'}"
     with (state / "mlflow.log").open("a") as sink:
         server = subprocess.Popen(
             [
@@ -120,11 +155,12 @@ def up(args: argparse.Namespace) -> None:
     info["mlflow_pid"] = server.pid
     info["mlflow_backend"] = backend.split("://")[0]
     (state / STATE_FILE).write_text(json.dumps(info, indent=2))
-    wait_for(f"http://127.0.0.1:{ports['mlflow']}/health", "the MLflow server", state / "mlflow.log")
-    wait_for(f"http://127.0.0.1:{ports['dashboard']}/api/version", "Ray's job server", log, any_status=True)
+    wait_for(f"http://127.0.0.1:{ports['mlflow']}/health", "the MLflow server", state / "mlflow.log", server)
+    wait_for(f"http://127.0.0.1:{ports['dashboard']}/api/version", "Ray's job server", log)
     (state / "env.sh").write_text(
         f"export RAY_ADDRESS=http://127.0.0.1:{ports['dashboard']}\n"
         "export RAY_AUTH_MODE=token\n"
+        f"export RAY_AUTH_TOKEN_PATH={token}\n"
         f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{ports['mlflow']}\n"
     )
     print(
@@ -134,30 +170,35 @@ def up(args: argparse.Namespace) -> None:
     )
 
 
-def wait_for(url: str, what: str, log: Path, any_status: bool = False, timeout_s: float = 120) -> None:
+def wait_for(
+    url: str, what: str, log: Path, process: subprocess.Popen[bytes] | None = None, timeout_s: float = 120
+) -> None:
+    """Until ``url`` answers (any HTTP status); fails at once, with the log's tail, if ``process`` exits first."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-3000:]
+            raise SystemExit(f"{what} exited (code {process.returncode}) before answering at {url}; {log}:\n{tail}")
         try:
-            answer = requests.get(url, timeout=5)
-            if any_status or answer.status_code == 200:
-                return
+            requests.get(url, timeout=5)
+            return
         except requests.RequestException:
-            pass
-        time.sleep(0.5)
+            time.sleep(0.5)
     raise SystemExit(f"{what} did not answer at {url} within {timeout_s:.0f} s; see {log}")
 
 
-def our_processes(temp: Path) -> list[int]:
-    """PIDs of every process whose command line names this cluster's temp folder (raylets, GCS, workers, agents).
+def our_processes(temp: Path) -> dict[int, str]:
+    """Every process whose command line names this cluster's temp folders (raylets, GCS, workers, agents): pid -> args.
 
-    Read from ``ps`` (Linux and macOS alike) rather than a process library the lock does not pin.
+    Read from ``ps -ww`` (Linux and macOS alike; full command lines whatever ``$COLUMNS`` says) rather than a
+    process library the lock does not pin.
     """
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
-    found = []
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    found = {}
     for line in listing.splitlines():
         pid, _, args = line.strip().partition(" ")
         if str(temp) in args and int(pid) != os.getpid():
-            found.append(int(pid))
+            found[int(pid)] = args
     return found
 
 
@@ -171,27 +212,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _terminate(pids: list[int], wait_s: float) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+# Stopped in this order, each within a second or so: the raylets (and their workers), then the dashboard, the
+# autoscaler monitor and log monitors, then the GCS. Signalled all at once, raylets and the monitor wait for
+# a GCS that is going away and only a SIGKILL 15 s later ends them.
+SHUTDOWN_ORDER: tuple[Callable[[str], bool], ...] = (
+    lambda command: "raylet/raylet" in command,
+    lambda command: "gcs_server" not in command,
+    lambda command: True,
+)
+
+
 def down(args: argparse.Namespace) -> None:
     state = Path(args.state).resolve()
     if not (state / STATE_FILE).exists():
         print(f"no cluster is up (no {state / STATE_FILE})")
         return
     info = json.loads((state / STATE_FILE).read_text())
-    victims = our_processes(Path(info["temp_dir"]))
-    if info.get("mlflow_pid") and _alive(info["mlflow_pid"]):
-        os.killpg(info["mlflow_pid"], signal.SIGTERM)  # the server and its workers share its process group
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in victims) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in victims:
+    temp = Path(info["temp_dir"])
+    stopped = our_processes(temp)
+    mlflow_pid = info.get("mlflow_pid")
+    if mlflow_pid and _alive(mlflow_pid):
+        os.killpg(mlflow_pid, signal.SIGTERM)  # the server and its workers share its process group
+    for in_this_step in SHUTDOWN_ORDER:
+        _terminate([pid for pid, command in our_processes(temp).items() if in_this_step(command)], wait_s=10)
+    for pid in [*our_processes(temp), *([mlflow_pid] if mlflow_pid and _alive(mlflow_pid) else [])]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     (state / STATE_FILE).unlink()
     (state / "env.sh").unlink(missing_ok=True)
-    print(f"cluster down: stopped {len(victims)} Ray process(es) and the MLflow server")
+    (state / "auth_token").unlink(missing_ok=True)
+    print(f"cluster down: stopped {len(stopped)} Ray process(es) and the MLflow server")
 
 
 def status(args: argparse.Namespace) -> None:
@@ -209,8 +268,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker nodes besides the head")
     parser.add_argument("--head-cpus", type=int, default=1, help="CPUs the head node offers")
     parser.add_argument("--worker-cpus", type=int, default=3, help="CPUs each worker node offers")
+    parser.add_argument("--object-store-gb", type=float, default=1.0, help="each node's object store, in GiB")
     args = parser.parse_args()
-    {"up": up, "down": down, "status": status}[args.action](args)
+    if args.action != "up":
+        {"down": down, "status": status}[args.action](args)
+        return
+    if (Path(args.state) / STATE_FILE).exists():
+        raise SystemExit(f"a cluster is already up (state in {args.state}); run `make cluster-down` first")
+    try:
+        up(args)
+    except BaseException:  # a half-started cluster is stopped again, so nothing is left running
+        if (Path(args.state) / STATE_FILE).exists():
+            down(args)
+        raise
 
 
 if __name__ == "__main__":
