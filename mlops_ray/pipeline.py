@@ -111,7 +111,8 @@ def _stages(
             stopped_by = wait_for_stop_signal()
             reporter.console.print(f"{stopped_by} received: stopping the endpoint.")
     finally:
-        endpoint.shutdown()
+        if left_running := endpoint.shutdown():
+            reporter.console.print(left_running, highlight=False)
     return result
 
 

@@ -68,7 +68,8 @@ def run_serving(
             reporter.console.print(f"{stopped_by} received: stopping the endpoint.")
             return stopped_by
         finally:
-            endpoint.shutdown()
+            if left_running := endpoint.shutdown():
+                reporter.console.print(left_running, highlight=False)
 
 
 def build_serve_file(

@@ -38,6 +38,7 @@ from ray import serve
 
 from mlops_ray.config import BatchingConfig
 from mlops_ray.registry.refs import ModelRef, alias_version, parse_model_ref
+from mlops_ray.runtime import quiet_library_logs
 from mlops_ray.serve.capture import CaptureWriter
 from mlops_ray.serve.contract import ErrorResponse, ModelMetadata, PredictResponse, error_details
 from mlops_ray.serve.metrics import EndpointMetrics
@@ -87,6 +88,7 @@ def _replica_tag() -> str:
 class ModelEndpoint:
     def __init__(self, settings: dict[str, Any], live: dict[str, Any]):
         self.settings = EndpointSettings.model_validate(settings)
+        quiet_library_logs()  # on a cluster the replica does not inherit the driver's environment
         mlflow.set_tracking_uri(self.settings.tracking_uri)
         self.client = MlflowClient(self.settings.tracking_uri)
         self.champion: ServedModel | None = None

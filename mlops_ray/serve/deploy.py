@@ -29,9 +29,13 @@ DEPLOYMENT_NAME = "ModelEndpoint"
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A deployed application, and what deploying it added to the cluster (so ``shutdown`` removes only that)."""
+
     url: str
     model_version: str
     app_name: str
+    started_serve: bool = True
+    created_app: bool = True
 
     def predict(self, records: list[dict[str, Any]], timeout_s: float = 30.0) -> dict[str, Any]:
         response = requests.post(f"{self.url}/predict", json={"records": records}, timeout=timeout_s)
@@ -41,8 +45,24 @@ class Endpoint:
             )
         return response.json()
 
-    def shutdown(self) -> None:
-        serve.shutdown()
+    def shutdown(self) -> str | None:
+        """Leave the cluster as found: Serve off if this command started it, else only a new application deleted.
+
+        An application that ran before (now redeployed with this model) keeps running, so a
+        pipeline job never takes down the endpoint it shares a cluster with; the returned
+        sentence says so, for the command to print.
+        """
+        others = set(serve.status().applications) - {self.app_name}
+        if self.started_serve and not others:
+            serve.shutdown()
+        elif self.created_app:
+            serve.delete(self.app_name)
+        else:
+            return (
+                f"Serve application '{self.app_name}' ran in this cluster before this command: "
+                f"left running (now model version {self.model_version})."
+            )
+        return None
 
 
 def app_builder(args: dict[str, Any]) -> Application:
@@ -80,6 +100,7 @@ def deploy_model(
     model = model_or_champion(config, model)
     serve_config = config.serve
     running_port = _running_serve_port()
+    existing_apps = set(serve.status().applications) if running_port is not None else set()
     if running_port is None:
         _require_free_port(serve_config.host, serve_config.port)
         serve.start(
@@ -103,7 +124,13 @@ def deploy_model(
         ) from None
     url = f"http://{serve_config.host}:{serve_config.port}"
     health = _wait_healthy(url, timeout_s=60)
-    return Endpoint(url, health["model_version"], serve_config.app_name)
+    return Endpoint(
+        url,
+        health["model_version"],
+        serve_config.app_name,
+        started_serve=running_port is None,
+        created_app=serve_config.app_name not in existing_apps,
+    )
 
 
 def serve_config_document(

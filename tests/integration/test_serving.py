@@ -385,6 +385,16 @@ def test_the_built_serve_config_deploys_and_answers(served: Served) -> None:
         serve.delete("from-file")
 
 
+def test_a_redeploy_onto_a_running_application_leaves_it_running(served: Served) -> None:
+    """What a pipeline job does on a cluster that already serves: its shutdown must not take the endpoint down."""
+    again = deploy_model(served.config, served.tracking_uri)
+    assert (again.started_serve, again.created_app) == (False, False)
+    left_running = again.shutdown()
+    assert left_running is not None and "left running" in left_running and served.config.serve.app_name in left_running
+    assert requests.get(f"{served.endpoint.url}/healthz", timeout=10).status_code == 200
+    assert served.endpoint.started_serve and served.endpoint.created_app  # the module's own deploy: it stops Serve
+
+
 def _break_champion(replica: Any) -> str:
     """Runs inside the replica actor: turn the served network's weights into NaN, as a corrupted model would be."""
     endpoint = replica._replica_impl._user_callable_wrapper.user_callable
