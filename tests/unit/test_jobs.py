@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,5 +39,18 @@ def test_runtime_env_uploads_the_code_and_not_the_local_state() -> None:
     spec = yaml.safe_load((ROOT / "jobs" / "runtime_env.yaml").read_text())
     env = RuntimeEnv(**spec)  # Ray's own validation of the fields
     assert env["working_dir"] == "." and env["env_vars"]["PYTHONPATH"] == "."
-    for heavy in (".venv", ".git", "mlflow.db", "mlartifacts", ".mlops-ray", "benchmarks/results"):
+    for heavy in (".venv", ".git", "mlflow.db", "mlartifacts", ".mlops-ray", "benchmarks"):
         assert heavy in spec["excludes"], heavy
+
+
+def test_the_job_upload_holds_what_a_job_runs_and_stays_small(tmp_path: Path) -> None:
+    """Packed by Ray's own code, as ``ray job submit`` packs the working directory."""
+    from ray._private.runtime_env.packaging import create_package
+
+    spec = yaml.safe_load((ROOT / "jobs" / "runtime_env.yaml").read_text())
+    package = tmp_path / "upload.zip"
+    create_package(str(ROOT), package, include_parent_dir=False, excludes=spec["excludes"], include_gitignore=True)
+    names = set(zipfile.ZipFile(package).namelist())
+    assert {"mlops_ray/cli.py", "jobs/common.py", "jobs/pipeline.py", "configs/quickstart.yaml"} <= names
+    assert not {name for name in names if name.split("/")[0] in ("tests", "benchmarks", "docs", ".venv", ".git")}
+    assert package.stat().st_size < 500_000, package.stat().st_size
