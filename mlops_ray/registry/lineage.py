@@ -24,6 +24,7 @@ from mlflow.types import ColSpec, Schema
 
 from mlops_ray.data import PreparedData
 from mlops_ray.data.schema import column_type
+from mlops_ray.settings import RAY_JOB_MARKER
 
 FINGERPRINT_TAG = "data.fingerprint"  # on versions and on training and sweep runs
 PACKAGES = ("mlops-ray", "ray", "mlflow", "torch", "scikit-learn", "pyarrow")  # "<name>.version" tags
@@ -56,7 +57,7 @@ def provenance_tags() -> dict[str, str]:
 
 def ray_job_submission_id() -> str | None:
     """The submission id when this process is a ``ray job submit`` entrypoint (Ray passes it in the job config)."""
-    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    raw = os.environ.get(RAY_JOB_MARKER)
     if not raw:
         return None
     try:
