@@ -28,6 +28,7 @@ from mlops_ray.data.splits import resolve_method, split_dataset
 from mlops_ray.data.target import Target
 from mlops_ray.data.validation import ValidationReport, raise_for_violations, validate
 from mlops_ray.errors import ConfigError, DataError
+from mlops_ray.monitor.reference import sample_reference
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class PreparedData:
     contract: DataSchema | None = None  # the schema file the rows were checked against
     validation: ValidationReport | None = None
     rejected: ray.data.Dataset | None = None  # rows dropped under on_invalid: drop, with their reasons
+    reference: pd.DataFrame | None = None  # raw training rows (features) that monitoring compares traffic with
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -134,6 +136,7 @@ def _prepare(config: DataConfig) -> PreparedData:
         contract=contract,
         validation=validation.report if validation else None,
         rejected=validation.rejected if validation and not validation.report.ok else None,
+        reference=sample_reference(splits.train, row_counts["train"], preprocessing.features, config.split.seed),
     )
 
 

@@ -20,6 +20,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.data import PreparedData
+from mlops_ray.monitor.reference import log_reference
 from mlops_ray.registry import pyfunc_entry
 from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedModel, write_bundle
 from mlops_ray.train import TrainResult
@@ -40,7 +41,7 @@ class RegisteredModel:
 
 
 def log_packaged_model(trained: TrainResult, data: PreparedData) -> str:
-    """Log preprocessing + weights as a pyfunc in the active run; return its model URI."""
+    """Log preprocessing + weights as a pyfunc in the active run, and the monitoring reference; return its URI."""
     example = data.test_rows(5)[list(data.features)]
     with tempfile.TemporaryDirectory() as tmp:
         bundle = write_bundle(
@@ -55,6 +56,8 @@ def log_packaged_model(trained: TrainResult, data: PreparedData) -> str:
             input_example=example,
             pip_requirements=[_pin(p) for p in REQUIREMENTS],
         )
+    if data.reference is not None:
+        log_reference(data.reference)
     return info.model_uri
 
 
