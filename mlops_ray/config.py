@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops_ray.errors import ConfigError
+from mlops_ray.monitor.config import MonitorConfig
 from mlops_ray.tune.config import Dimension, TuneConfig
 
 CLASSIFICATION_METRICS = (
@@ -358,6 +359,7 @@ class Config(Section):
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
+    monitor: MonitorConfig = MonitorConfig()
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
 
