@@ -34,7 +34,7 @@ class CaptureWriter:
     def __init__(self, config: CaptureConfig, writer_id: str | None = None):
         self.config = config
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
-        self.filesystem, self.root = pafs.FileSystem.from_uri(_as_uri(config.path))
+        self.filesystem, self.root = pafs.FileSystem.from_uri(as_uri(config.path))
         self._pending: list[tuple[datetime, str, pd.DataFrame, list[dict[str, Any]]]] = []
         self._rows = 0
         self._sequence = 0
@@ -108,5 +108,6 @@ def _table(requests: list[tuple[datetime, pd.DataFrame, list[dict[str, Any]]]]) 
     return pd.concat([features, predictions], axis=1)
 
 
-def _as_uri(path: str) -> str:
+def as_uri(path: str) -> str:
+    """A local path as a file:// URI (pyarrow's filesystems want URIs); URIs unchanged."""
     return path if "://" in path else Path(path).expanduser().resolve().as_uri()
