@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -316,6 +317,45 @@ def serve(
     quiet_library_logs()
     resolved = _guard(lambda: _load(Path(target), set_))
     _guard(lambda: run_serving(resolved, StageReporter(console), model, canary, detach))
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"'{value}' is not an ISO 8601 time, e.g. 2026-11-30T08:00", where=option) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def monitor(
+    config: ConfigPath,
+    model: Annotated[
+        str | None, typer.Option("--model", help="name@alias or name/version; default: the config's model @champion")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Window start, ISO 8601 (UTC unless zoned); default: monitor.window_hours back"),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Window end, ISO 8601; default: now.")] = None,
+    set_: Overrides = None,
+) -> None:
+    """Compare captured traffic with the model's training data. Exit 0 no drift, 3 drift, 4 too little traffic."""
+    from mlops_ray.monitoring import run_monitor
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    start, end = _guard(lambda: (_timestamp(since, "--since"), _timestamp(until, "--until")))
+    if start and end and start >= end:
+        _guard(lambda: _raise(ConfigError(f"--since {since} is not before --until {until}", where="--since")))
+    outcome = _guard(lambda: run_monitor(resolved, StageReporter(console), str(config), set_ or [], model, start, end))
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
