@@ -29,6 +29,7 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_breast_cancer
 
 from tests.conftest import free_port
 
@@ -172,7 +173,7 @@ def submit(cluster: LocalCluster, stage: str, *overrides: str) -> str:
         "--runtime-env", "jobs/runtime_env.yaml", "--",
         "python", f"jobs/{stage}.py", "--config", "configs/quickstart.yaml",
         "--set", f"serve.port={cluster.serve_port}", "--set", "serve.proxy_location=HeadOnly",
-        "--set", f"serve.capture.path={cluster.scratch / 'capture'}",
+        "--set", f"serve.capture.path={cluster.scratch / 'capture'}", "--set", "serve.capture.flush_interval_s=1",
     ]  # fmt: skip
     for override in overrides:
         command += ["--set", override]
@@ -257,6 +258,43 @@ def test_the_deploy_job_leaves_an_endpoint_that_answers(cluster: LocalCluster) -
     answer = requests.post(f"{url}/predict", json={"records": [{f["name"]: 0.0 for f in features}]}, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == "1"
+
+
+def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job(cluster: LocalCluster) -> None:
+    """serve -> capture -> monitor (as a job) -> drift -> retraining job -> gate, all inside the cluster."""
+    url = f"http://127.0.0.1:{cluster.serve_port}"
+    rows = load_breast_cancer(as_frame=True).data
+    rows["mean radius"] += 3 * rows["mean radius"].std()  # two features moved far from what training saw
+    rows["worst texture"] -= 2 * rows["worst texture"].std()
+    for start in range(0, len(rows), 50):
+        records = rows.iloc[start : start + 50].to_dict(orient="records")
+        answer = requests.post(f"{url}/predict", json={"records": records}, timeout=30)
+        assert answer.status_code == 200, answer.text
+    time.sleep(3)  # the replica's capture writer flushes every second
+
+    training = ("train.epochs=2", f"train.storage_path={cluster.scratch / 'results'}")
+    monitor_id = submit(cluster, "monitor", "monitor.on_drift=retrain", "monitor.min_rows=200", *training)
+    status, _, took = wait_for_job(cluster, monitor_id, timeout_s=300)
+    logs = job_logs(cluster, monitor_id)
+    assert status == "FAILED" and "exit code 3" in ray_cli(["job", "status", monitor_id], cluster.env).stdout, logs
+    assert "DRIFT in" in logs and "mean radius" in logs and "worst texture" in logs, logs[-4000:]
+    retrain_id = re.search(r"retraining job (\S+) submitted", logs)
+    assert retrain_id, logs[-4000:]
+    print(f"\n[cluster] monitor job: drift found, retraining submitted, exit 3 after {took:.1f} s")
+
+    status, _, took = wait_for_job(cluster, retrain_id.group(1), timeout_s=900)
+    assert status == "SUCCEEDED", job_logs(cluster, retrain_id.group(1))[-6000:]
+    print(f"[cluster] retraining job: SUCCEEDED after {took:.1f} s")
+    client = MlflowClient(cluster.tracking_uri)
+    retrained = client.get_model_version(MODEL_NAME, "2")
+    assert retrained.tags["ray.job_submission_id"] == retrain_id.group(1)
+    assert client.get_model_version(MODEL_NAME, "1").tags["monitor.last_drifted"] == "true"
+    # the gate decided; either way the endpoint still answers, with the champion it chose
+    champion = str(client.get_model_version_by_alias(MODEL_NAME, "champion").version)
+    deadline = time.monotonic() + 60  # replicas follow the alias within serve.alias_refresh_s
+    while requests.get(f"{url}/healthz", timeout=10).json()["model_version"] != champion:
+        assert time.monotonic() < deadline, f"the endpoint never moved to @champion (version {champion})"
+        time.sleep(2)
 
 
 def test_the_cluster_comes_down_cleanly(cluster: LocalCluster) -> None:

@@ -12,7 +12,7 @@ import yaml
 from ray.runtime_env import RuntimeEnv
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = ["pipeline", "train", "tune", "promote", "deploy"]
+STAGES = ["pipeline", "train", "tune", "promote", "deploy", "monitor"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
