@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tune_overhead.py
 	$(BIN)/python benchmarks/asha_vs_random.py
 	$(BIN)/python benchmarks/serve_latency.py
+	$(BIN)/python benchmarks/monitor_window.py
 
 # A local multi-node Ray cluster (head + worker node, token auth) and an MLflow server: docs/cluster.md.
 cluster-up: $(STAMP)

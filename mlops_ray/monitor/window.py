@@ -3,9 +3,10 @@
 Why Ray Data: a day of traffic can be millions of rows in thousands of files. Only the
 ``date=`` partitions that overlap the window are listed; each block is normalised where
 it lies (types, the window's exact bounds, the prediction kept only for the monitored
-version) and kept in Ray's object store; each block is then reduced to per-bin counts
-against the reference's bins, and a uniform sample (``random_sample``) of about
-``sample_rows`` rows is drawn for the tests. The driver only adds small arrays.
+version) and reduced there to per-bin counts against the reference's bins. A second
+streamed read draws a uniform sample (``random_sample``) of about ``sample_rows`` rows
+for the tests. The window is never held whole, in the driver or in the object store;
+the driver only adds small arrays.
 """
 
 from __future__ import annotations
@@ -78,18 +79,20 @@ def summarize_window(
     if not files:
         return None
     normalise = _Normalise(references, prediction_column, version, window)
-    rows = (
-        ray.data.read_parquet(files, partitioning=ray.data.datasource.Partitioning("hive"))
-        .map_batches(normalise, batch_size=None, batch_format="pandas")
-        .materialize()
-    )
-    total = rows.count()
+
+    def rows() -> ray.data.Dataset:
+        """The window's normalised rows, streamed: nothing is kept in the object store between the two passes."""
+        read = ray.data.read_parquet(files, partitioning=ray.data.datasource.Partitioning("hive"))
+        return read.map_batches(normalise, batch_size=None, batch_format="pandas")
+
+    blocks = rows().map_batches(_Count(references), batch_size=None, batch_format="pandas").take_all()
+    summaries = [json.loads(block["summary"]) for block in blocks]
+    total = sum(summary["rows"] for summary in summaries)
     if total == 0:
         return None
-    blocks = rows.map_batches(_Count(references), batch_size=None, batch_format="pandas").take_all()
     fraction = min(1.0, 1.2 * sample_rows / total)
-    sample = (rows if fraction >= 1.0 else rows.random_sample(fraction, seed=seed)).to_pandas()
-    return _merge(blocks, references, sample.head(sample_rows), total)
+    sample = (rows() if fraction >= 1.0 else rows().random_sample(fraction, seed=seed)).to_pandas()
+    return _merge(summaries, references, sample.head(sample_rows), total)
 
 
 class _Normalise:
@@ -131,20 +134,21 @@ class _Count:
             if isinstance(reference, NumericReference):
                 bins = numeric_counts(present.to_numpy(dtype=float), reference.edges)
             else:
-                bins = categorical_counts(present.astype(str).tolist(), reference.categories)
+                bins = categorical_counts(present.to_numpy(dtype=object), reference.categories)
             counts[name] = {"counts": bins.tolist(), "missing": rows - len(present), "rows": rows}
         versions = block[VERSION].value_counts().to_dict()
-        return pd.DataFrame({"summary": [json.dumps({"counts": counts, "versions": versions})]})
+        summary = {"rows": len(block), "counts": counts, "versions": versions}
+        return pd.DataFrame({"summary": [json.dumps(summary)]})
 
 
 def _typed(values: pd.Series, reference: Reference) -> pd.Series:
     if isinstance(reference, NumericReference):
         return pd.to_numeric(values, errors="coerce").astype(float)
-    return values.map(lambda v: None if v is None or v != v else str(v)).astype(object)
+    text = values.astype("string")  # missing stays missing (pd.NA), everything else becomes its text
+    return text.astype(object).where(text.notna(), None)
 
 
-def _merge(blocks: list[dict], references: dict[str, Reference], sample: pd.DataFrame, total: int) -> WindowSummary:
-    summaries = [json.loads(block["summary"]) for block in blocks]
+def _merge(summaries: list[dict], references: dict[str, Reference], sample: pd.DataFrame, total: int) -> WindowSummary:
     counts = {}
     for name, reference in references.items():
         bins, missing, rows = np.zeros(len(reference.counts), dtype=np.int64), 0, 0

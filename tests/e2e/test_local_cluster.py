@@ -264,12 +264,13 @@ def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job(cluster: 
     """serve -> capture -> monitor (as a job) -> drift -> retraining job -> gate, all inside the cluster."""
     url = f"http://127.0.0.1:{cluster.serve_port}"
     rows = load_breast_cancer(as_frame=True).data
-    rows["mean radius"] += 3 * rows["mean radius"].std()  # two features moved far from what training saw
-    rows["worst texture"] -= 2 * rows["worst texture"].std()
+    rows.columns = [name.replace(" ", "_") for name in rows.columns]  # as the sklearn: source names them
+    rows["mean_radius"] += 3 * rows["mean_radius"].std()  # two features moved far from what training saw
+    rows["worst_texture"] -= 2 * rows["worst_texture"].std()
     for start in range(0, len(rows), 50):
         records = rows.iloc[start : start + 50].to_dict(orient="records")
         answer = requests.post(f"{url}/predict", json={"records": records}, timeout=30)
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == 200, answer.text[:1000]
     time.sleep(3)  # the replica's capture writer flushes every second
 
     training = ("train.epochs=2", f"train.storage_path={cluster.scratch / 'results'}")
@@ -277,7 +278,7 @@ def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job(cluster: 
     status, _, took = wait_for_job(cluster, monitor_id, timeout_s=300)
     logs = job_logs(cluster, monitor_id)
     assert status == "FAILED" and "exit code 3" in ray_cli(["job", "status", monitor_id], cluster.env).stdout, logs
-    assert "DRIFT in" in logs and "mean radius" in logs and "worst texture" in logs, logs[-4000:]
+    assert "DRIFT in" in logs and "mean_radius" in logs and "worst_texture" in logs, logs[-4000:]
     retrain_id = re.search(r"retraining job (\S+) submitted", logs)
     assert retrain_id, logs[-4000:]
     print(f"\n[cluster] monitor job: drift found, retraining submitted, exit 3 after {took:.1f} s")
