@@ -11,6 +11,7 @@ something drifted. Exit codes: 0 no drift, 3 drift, 4 too little traffic to judg
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import Config
 from mlops_ray.monitor.actions import post_alert, submit_retraining
+from mlops_ray.monitor.config import DriftThresholds
 from mlops_ray.monitor.reference import load_reference
 from mlops_ray.monitor.report import DriftReport, report_html
 from mlops_ray.monitor.stats import (
@@ -32,7 +34,7 @@ from mlops_ray.monitor.stats import (
     compare,
     numeric_reference,
 )
-from mlops_ray.monitor.window import PREDICTION, Window, summarize_window
+from mlops_ray.monitor.window import PREDICTION, Window, WindowSummary, summarize_window
 from mlops_ray.registry.refs import parse_model_ref
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
@@ -42,6 +44,7 @@ from mlops_ray.serve.served_model import ServedModel
 
 RUN_KIND_TAG = "mlops_ray.run_kind"
 EXIT_DRIFT = 3
+METRIC_UNSAFE = re.compile(r"[^\w\-. /]")
 EXIT_TOO_FEW_ROWS = 4
 
 
@@ -91,26 +94,7 @@ def run_monitor(
         prediction = None
         if summary is not None and enough:
             with reporter.stage("drift", "comparing features and predictions with the reference") as stage:
-                names = [n for n in references if n != PREDICTION]
-                features = tuple(
-                    compare(
-                        references[n],
-                        summary.counts[n],
-                        _present(summary.sample, n),
-                        settings.thresholds,
-                        tests=len(names),
-                    )
-                    for n in names
-                )
-                if summary.counts[PREDICTION].rows:
-                    prediction = compare(
-                        references[PREDICTION],
-                        summary.counts[PREDICTION],
-                        _present(summary.sample, PREDICTION),
-                        settings.thresholds,
-                        tests=1,
-                        prediction=True,
-                    )
+                features, prediction = _judge(references, summary, settings.thresholds)
                 drifted = [c.name for c in (*features, *([prediction] if prediction else [])) if c.drifted]
                 stage.detail = f"drifted: {', '.join(drifted)}" if drifted else "no drift"
         report = DriftReport(
@@ -136,10 +120,32 @@ def run_monitor(
                     metadata = {"monitor_run_id": run_id, "model": f"{served.name}/{served.version}"}
                     submission = submit_retraining(settings, config_path, overrides, metadata)
                     action = f"retraining job {submission} submitted (`ray job status {submission}`)"
-                mlflow.MlflowClient(tracking.uri).set_tag(run_id, "monitor.action", action)
+                client.set_tag(run_id, "monitor.action", action)
                 stage.detail = action
     _print_summary(reporter, report, action)
     return MonitorOutcome(report, run_id, folder, action)
+
+
+def _judge(
+    references: dict[str, Reference], summary: WindowSummary, thresholds: DriftThresholds
+) -> tuple[tuple[ColumnDrift, ...], ColumnDrift | None]:
+    """Every feature (Bonferroni over the features), then the predictions when the version answered any row."""
+    names = [n for n in references if n != PREDICTION]
+    features = tuple(
+        compare(references[n], summary.counts[n], _present(summary.sample, n), thresholds, tests=len(names))
+        for n in names
+    )
+    if not summary.counts[PREDICTION].rows:
+        return features, None
+    prediction = compare(
+        references[PREDICTION],
+        summary.counts[PREDICTION],
+        _present(summary.sample, PREDICTION),
+        thresholds,
+        tests=1,
+        prediction=True,
+    )
+    return features, prediction
 
 
 def _references(served: ServedModel, reference: pd.DataFrame, bins: int) -> dict[str, Reference]:
@@ -191,8 +197,9 @@ def _log_report(config: Config, client: MlflowClient, report: DriftReport) -> tu
         )
         metrics = {"rows": float(report.rows), "drifted_features": float(len(report.drifted_features))}
         for column in report.columns:
-            metrics[f"psi.{column.name}"] = column.psi
-            metrics[f"p_value.{column.name}"] = column.p_value
+            key = METRIC_UNSAFE.sub("_", column.name)  # MLflow refuses e.g. parentheses in metric names
+            metrics[f"psi.{key}"] = column.psi
+            metrics[f"p_value.{key}"] = column.p_value
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             for name in ("report.json", "report.html"):
