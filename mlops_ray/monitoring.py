@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,7 +154,8 @@ def _references(served: ServedModel, reference: pd.DataFrame, bins: int) -> dict
         references[column.name] = numeric_reference(column.name, _column(reference, column.name, float), bins)
     for column in preprocessing.categorical:
         references[column.name] = categorical_reference(column.name, _column(reference, column.name, object))
-    answers = pd.DataFrame(served.predict(reference[list(served.contract.features)]))
+    # the packaged model's own frame (class or number per row), not the per-row answer dicts the endpoint builds
+    answers = served.packaged.predict(None, reference[list(served.contract.features)])
     if served.task == "regression":
         references[PREDICTION] = numeric_reference(PREDICTION, answers["prediction"].to_numpy(float), bins)
     else:
@@ -201,10 +201,7 @@ def _log_report(config: Config, client: MlflowClient, report: DriftReport) -> tu
             metrics[f"psi.{key}"] = column.psi
             metrics[f"p_value.{key}"] = column.p_value
         mlflow.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in ("report.json", "report.html"):
-                (Path(tmp) / name).write_text((folder / name).read_text())
-                mlflow.log_artifact(str(Path(tmp) / name), artifact_path="monitoring")
+        mlflow.log_artifacts(str(folder), artifact_path="monitoring")  # the folder holds the two report files
     client.set_model_version_tag(report.model_name, report.model_version, "monitor.last_run_id", run.info.run_id)
     client.set_model_version_tag(
         report.model_name, report.model_version, "monitor.last_drifted", tags["monitor.drifted"]
