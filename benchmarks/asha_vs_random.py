@@ -82,7 +82,7 @@ from rich.console import Console
 
 from mlops_ray.config import Config, validate_config
 from mlops_ray.data import PreparedData, prepare_data
-from mlops_ray.runtime import WORKER_ENV_DEFAULTS, connect_tracking, quiet_library_logs
+from mlops_ray.runtime import WORKER_ENV_DEFAULTS, configure_ray_data, connect_tracking, quiet_library_logs
 from mlops_ray.tune.config import TuneConfig
 from mlops_ray.tune.strategies import make_tuner
 from mlops_ray.tune.tracking import MlflowTrialLogger
@@ -400,7 +400,7 @@ def main() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     load_before = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    configure_ray_data()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)

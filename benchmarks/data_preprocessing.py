@@ -67,6 +67,7 @@ import ray.data
 from common import emit, memory_gib  # benchmarks/common.py, next to this script
 
 from mlops_ray.data.preprocessing import CategoricalColumn, NumericColumn, Preprocessing
+from mlops_ray.runtime import configure_ray_data
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = [f"x{i:02d}" for i in range(16)]
@@ -258,7 +259,7 @@ def run_ours(directory: Path, max_categories: int) -> SideResult:
         log_to_driver=False,
         logging_level=logging.WARNING,
     )
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    configure_ray_data()  # the shuffle strategy and quiet progress that mlops-ray itself runs with
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray_start_s = time.perf_counter() - start
     try:

@@ -60,6 +60,7 @@ from mlops_ray.monitor.stats import (
     numeric_reference,
 )
 from mlops_ray.monitor.window import PREDICTION, Window, summarize_window
+from mlops_ray.runtime import configure_ray_data
 
 ROWS_PER_FILE = 100_000
 NUMERIC = [f"num_{i}" for i in range(8)]
@@ -128,6 +129,7 @@ def run_ours(directory: Path, window: Window, refs: dict[str, Reference]) -> tup
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     start = time.perf_counter()
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.WARNING)
+    configure_ray_data()
     ray_start = time.perf_counter() - start
     try:
         start = time.perf_counter()
