@@ -20,9 +20,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import ray.data
+from mlflow.exceptions import MlflowException
 
 from mlops_ray.data.target import Target
 from mlops_ray.evaluate.metrics import metric_on_rows
+from mlops_ray.registry.packaged_model import PackagedModel
 
 BATCH_ROWS = 4096
 TRUE_COLUMN = "__true"
@@ -110,6 +112,22 @@ def _load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     return mlflow.pyfunc.load_model(model_uri)
 
 
+def _predict(model: mlflow.pyfunc.PyFuncModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """The packaged model's own predict, as serving calls it.
+
+    MLflow's signature enforcement would refuse a missing value in a column whose
+    logged example happened to be all integers (``rooms: long``), although the
+    preprocessing imputes it; the packaged model checks its columns itself.
+    """
+    try:
+        packaged = model.unwrap_python_model()
+    except MlflowException:  # another flavour: no python model inside
+        packaged = None
+    if isinstance(packaged, PackagedModel):
+        return packaged.predict(None, rows)
+    return model.predict(rows)
+
+
 class _Scorer:
     """Ray Data batch function: raw rows -> each model's output columns, the true label, the kept columns."""
 
@@ -125,7 +143,7 @@ class _Scorer:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         columns: dict[str, object] = {TRUE_COLUMN: self._truth(batch)}
         for key, uri in self.model_uris.items():
-            output = _load_model(uri, self.tracking_uri).predict(batch[self.features])
+            output = _predict(_load_model(uri, self.tracking_uri), batch[self.features])
             wanted = ["prediction"] if self.target.task == "regression" else output.columns.drop("predicted_class")
             columns.update({f"{key}{SEPARATOR}{c}": output[c].to_numpy() for c in wanted})
         columns.update({c: batch[c].to_numpy() for c in self.keep})
