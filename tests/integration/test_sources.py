@@ -87,3 +87,14 @@ def test_profile_numbers_match_pandas(tmp_path: Path) -> None:
     assert (stats["v"].count, stats["v"].nulls, stats["v"].min, stats["v"].max) == (3, 1, 1.0, 8.0)
     assert stats["v"].mean == pytest.approx(4.0)
     assert stats["s"].top == (("a", 2), ("b", 1)) and stats["s"].nulls == 1
+
+
+@pytest.mark.parametrize(
+    ("sample", "rows", "label", "classes"),
+    [("breast_cancer", 569, "target", 2), ("wine", 178, "target", 3), ("iris", 150, "target", 3)],
+)
+def test_bundled_classification_samples_load_with_their_label(sample: str, rows: int, label: str, classes: int) -> None:
+    source = load_source(DataConfig(source=f"sklearn:{sample}"))
+    frame = source.dataset.to_pandas()
+    assert len(frame) == rows and source.label == label and frame[label].nunique() == classes
+    assert all(" " not in column for column in frame.columns)  # snake_case names, as JSON requests carry them

@@ -53,4 +53,5 @@ def test_the_job_upload_holds_what_a_job_runs_and_stays_small(tmp_path: Path) ->
     names = set(zipfile.ZipFile(package).namelist())
     assert {"mlops_ray/cli.py", "jobs/common.py", "jobs/pipeline.py", "configs/quickstart.yaml"} <= names
     assert not {name for name in names if name.split("/")[0] in ("tests", "benchmarks", "docs", ".venv", ".git")}
-    assert package.stat().st_size < 500_000, package.stat().st_size
+    # Ray stores the files uncompressed: the source itself (~520 kB); twice that means something heavy came along
+    assert package.stat().st_size < 1_000_000, package.stat().st_size
