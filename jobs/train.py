@@ -1,4 +1,4 @@
-"""Entrypoint for ``ray job submit``: one training run (``mlops-ray train``), optionally resumed.
+"""Entrypoint for ``ray job submit``: one training run (``mlops-ray train``), optionally resumed or registered.
 
 From the repository root (the job fails with the command's own message and exit code):
 
@@ -7,11 +7,15 @@ From the repository root (the job fails with the command's own message and exit 
 
 from __future__ import annotations
 
-from common import run_resumable
+from common import parser, run
 
 
 def main() -> None:
-    run_resumable("train", __doc__.splitlines()[0], "continue the latest unfinished training run")
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--resume", action="store_true", help="continue the latest unfinished training run")
+    arguments.add_argument("--register", action="store_true", help="register it as a new version @challenger")
+    args = arguments.parse_args()
+    run(["train"], args, *(["--resume"] if args.resume else []), *(["--register"] if args.register else []))
 
 
 if __name__ == "__main__":

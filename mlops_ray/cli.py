@@ -179,15 +179,18 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the latest unfinished training run from its last checkpoint.")
     ] = False,
+    register: Annotated[
+        bool, typer.Option("--register", help="Register the model as a new version @registry.challenger_alias.")
+    ] = False,
 ) -> None:
-    """Train one model: data -> Ray Train -> packaged model and test metrics in one MLflow run (not registered)."""
+    """Train one model: data -> Ray Train -> packaged model and test metrics in an MLflow run; --register: a version."""
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
     from mlops_ray.training import run_training
 
     quiet_library_logs()
     resolved = _guard(lambda: _load(config, set_))
-    _guard(lambda: run_training(resolved, StageReporter(console), resume=resume))
+    _guard(lambda: run_training(resolved, StageReporter(console), resume=resume, register=register))
 
 
 @app.command()
@@ -274,6 +277,52 @@ def promote(
     outcome = _guard(lambda: run_promotion(resolved, StageReporter(console), model))
     if outcome.decision is not None and not outcome.decision.promotes:
         raise typer.Exit(3)
+
+
+@app.command("test-model")
+def test_model(
+    config: ConfigPath,
+    model: Annotated[str, typer.Option("--model", help="name@alias or name/version, e.g. my-model@challenger")],
+    set_: Overrides = None,
+) -> None:
+    """Run the config's behavioural tests (model_tests) and data contract on a version. Exit 3 if one fails."""
+    from mlops_ray.model_testing import run_model_tests
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    resolved = _guard(lambda: _load(config, set_))
+    outcome = _guard(lambda: run_model_tests(resolved, StageReporter(console), model))
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def report(
+    config: ConfigPath,
+    model: Annotated[str, typer.Option("--model", help="name@alias or name/version, e.g. my-model@pr-42")],
+    against: Annotated[
+        str, typer.Option("--against", help="an alias of the same model, a version number, or a full MODEL_REF")
+    ] = "champion",
+    fmt: Annotated[
+        str, typer.Option("--format", help="markdown (fits a pull-request comment; plots beside it) or html")
+    ] = "markdown",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write it; default model-report.md or .html")
+    ] = None,
+    set_: Overrides = None,
+) -> None:
+    """Compare a version with another (default @champion): metrics and slices with intervals, tests, lineage."""
+    from mlops_ray.comparison import run_report
+    from mlops_ray.reporting import StageReporter
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    if fmt not in ("markdown", "html"):
+        _guard(lambda: _raise(ConfigError(f"'{fmt}' is not a format; use markdown or html", where="--format")))
+    resolved = _guard(lambda: _load(config, set_))
+    target = output or Path("model-report.md" if fmt == "markdown" else "model-report.html")
+    _guard(lambda: run_report(resolved, StageReporter(console), model, against, fmt, target))  # type: ignore[arg-type]
 
 
 @app.command()

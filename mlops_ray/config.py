@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlops_ray.errors import ConfigError
+from mlops_ray.modeltests.config import ModelTestsConfig
 from mlops_ray.monitor.config import MonitorConfig
 from mlops_ray.tune.config import Dimension, TuneConfig
 
@@ -233,6 +234,9 @@ class GateConfig(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="of the paired bootstrap interval")
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)
     seed: int = 0
+    require_model_tests: bool = Field(
+        False, description="run the model_tests cases (and data contract) on the candidate; any failure rejects it"
+    )
 
     def metric_for(self, task: str) -> str:
         """The compared metric for ``task``; one of the other task kind is a ConfigError."""
@@ -360,8 +364,19 @@ class Config(Section):
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()
     monitor: MonitorConfig = MonitorConfig()
+    model_tests: ModelTestsConfig = ModelTestsConfig()
     tracking: TrackingConfig = TrackingConfig()
     ray: RayConfig = RayConfig()
+
+    @model_validator(mode="after")
+    def _required_tests_exist(self) -> Config:
+        tests = self.model_tests
+        if self.gate.require_model_tests and not tests.declared and not tests.data_contract:
+            raise ValueError(
+                "'gate.require_model_tests' is true but model_tests declares no case and data_contract is off: "
+                "the gate would require nothing"
+            )
+        return self
 
     @model_validator(mode="after")
     def _space_fits_fields(self) -> Config:

@@ -68,7 +68,7 @@ def evaluate_versions(
     slices = _slice_columns(config, data)
     uris = {key: f"models:/{v.name}/{v.version}" for key, v in versions.items()}
     scored = predict_test_split(uris, tracking_uri, data.test, data.features, data.target, keep=slices)
-    names = _metric_names(config, data.task)
+    names = metric_names(config, data.task)
     gate_metric = config.gate.metric_for(data.task)
     results = {}
     for key, version in versions.items():
@@ -147,7 +147,7 @@ def _headline(result: ModelEvaluation) -> str:
     return shown + (f"; worst slice {worst.column}={worst.value} ({worst.metric:.3f})" if worst else "")
 
 
-def _metric_names(config: Config, task: str) -> tuple[str, ...]:
+def metric_names(config: Config, task: str) -> tuple[str, ...]:
     """The configured metrics plus every metric the gate reads."""
     names = list(config.evaluate.metrics_for(task))
     for extra in (config.gate.metric_for(task), *config.gate.thresholds):

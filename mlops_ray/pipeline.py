@@ -16,13 +16,12 @@ from mlflow.tracking import MlflowClient
 from mlops_ray.config import Config, dump_config
 from mlops_ray.data import PreparedData
 from mlops_ray.promotion import PromotionError, PromotionOutcome, gate_and_promote
-from mlops_ray.registry import RegisteredModel, register_model
-from mlops_ray.registry.lineage import version_tags
+from mlops_ray.registry import RegisteredModel
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
 from mlops_ray.serve.contract import records_from_frame
-from mlops_ray.training import train_and_log
+from mlops_ray.training import register_challenger, train_and_log
 from mlops_ray.tune.sweep import sweep_and_register
 
 
@@ -66,12 +65,7 @@ def _stages(
     else:
         outcome = train_and_log(config, reporter, tracking_uri, config_text)
         data, run_id, test_metrics = outcome.data, outcome.run_id, outcome.test_metrics
-        alias = config.registry.challenger_alias
-        with reporter.stage("register", f"registering {config.registry.model_name} @{alias}") as stage:
-            challenger = register_model(
-                outcome.model_uri, config.registry.model_name, alias, version_tags(data, config_text)
-            )
-            stage.detail = f"{challenger.name} version {challenger.version} @{alias}"
+        challenger = register_challenger(config, reporter, outcome, config_text)
     candidate = MlflowClient().get_model_version(challenger.name, challenger.version)
     promotion = gate_and_promote(config, reporter, tracking_uri, data, candidate, show_metrics=False)
     if promotion.champion_version is None:

@@ -11,6 +11,7 @@ nothing.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,18 +19,22 @@ from datetime import UTC, datetime
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
+from rich.console import Console
 
 from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
 from mlops_ray.errors import MlopsError
 from mlops_ray.evaluate.bootstrap import Interval, paired_bootstrap
-from mlops_ray.evaluate.gate import Decision, PromotionPolicy, Verdict
+from mlops_ray.evaluate.gate import Check, Decision, PromotionPolicy, Verdict
 from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.scoring import ScoredRows
 from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
+from mlops_ray.model_testing import behavioural_results, log_results
+from mlops_ray.model_testing import summary as model_tests_summary
 from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, connected
+from mlops_ray.serve.served_model import ServedModel
 from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
 
 HISTORY_TAG = "mlops_ray.champion_history"  # JSON list of versions, oldest first; the last is the champion
@@ -101,8 +106,9 @@ def gate_and_promote(
         improvement = None
         if champion_version is not None:
             improvement = _paired_gain(evaluated.scored, metric, config)
+        extra = [_model_tests_check(config, candidate)] if config.gate.require_model_tests else []
         policy = PromotionPolicy(config.gate, metric)
-        decision = policy.decide(evaluated.results["candidate"], evaluated.results.get("champion"), improvement)
+        decision = policy.decide(evaluated.results["candidate"], evaluated.results.get("champion"), improvement, extra)
         with mlflow.start_run(run_name=f"{candidate.name}-v{candidate.version}-promote") as run:
             mlflow.set_tags(
                 {
@@ -179,6 +185,18 @@ def _paired_gain(scored: ScoredRows, metric: str, config: Config) -> Interval:
         gate.confidence,
         gate.seed,
     )
+
+
+def _model_tests_check(config: Config, candidate: ModelVersion) -> Check:
+    """``gate.require_model_tests``: the behavioural tests run on the candidate now, recorded as test-model does."""
+    client = MlflowClient()
+    served = ServedModel.load(ModelRef(candidate.name, version=str(candidate.version)), client, max_rows=1_000_000)
+    results = behavioural_results(config, client, served, StageReporter(Console(file=io.StringIO())))
+    log_results(client, served, results)
+    passed = all(r.passed for r in results)
+    failed = "; ".join(f"{r.kind} '{r.name}': {r.detail}" for r in results if not r.passed)
+    text = f"behavioural tests: {model_tests_summary(results)}" + (f" ({failed})" if failed else "")
+    return Check(passed, text[:1000])
 
 
 def _tag_version(client: MlflowClient, version: ModelVersion, decision: Decision, run_id: str) -> None:

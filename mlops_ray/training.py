@@ -23,8 +23,8 @@ from mlops_ray.data import PreparedData, prepare_data
 from mlops_ray.data.validation import write_quarantine
 from mlops_ray.errors import TrainingError
 from mlops_ray.evaluate import score_test_split
-from mlops_ray.registry import log_dataset_input, log_packaged_model
-from mlops_ray.registry.lineage import FINGERPRINT_TAG, provenance_tags
+from mlops_ray.registry import RegisteredModel, log_dataset_input, log_packaged_model, register_model
+from mlops_ray.registry.lineage import FINGERPRINT_TAG, provenance_tags, version_tags
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.train import TrainResult, train_model
@@ -44,14 +44,19 @@ class TrainingOutcome:
     resumed: bool
 
 
-def run_training(config: Config, reporter: StageReporter, resume: bool = False) -> TrainingOutcome:
-    """``mlops-ray train``: connect, then ``train_and_log``; prints a summary of what was logged where."""
+def run_training(
+    config: Config, reporter: StageReporter, resume: bool = False, register: bool = False
+) -> TrainingOutcome:
+    """``mlops-ray train``: connect, ``train_and_log``, with ``register`` a new version @challenger; a summary."""
+    config_text = dump_config(config)
     with connected(config, reporter) as (tracking, _):
-        outcome = train_and_log(config, reporter, tracking.uri, resume=resume)
+        outcome = train_and_log(config, reporter, tracking.uri, config_text, resume=resume)
+        registered = register_challenger(config, reporter, outcome, config_text) if register else None
     best = outcome.trained.best_metrics
+    model = f"{registered.name} version {registered.version} @{registered.alias}" if registered else None
     rows = {
         "MLflow run": outcome.run_id + (" (resumed)" if outcome.resumed else ""),
-        "model (logged, not registered)": outcome.model_uri,
+        "model": model or f"{outcome.model_uri} (logged, not registered)",
         "best epoch": f"{int(best['epoch'])} of {outcome.trained.epochs_run} run",
         **{name: f"{value:.4f}" for name, value in outcome.test_metrics.items()},
         "checkpoint": outcome.trained.checkpoint_path,
@@ -59,6 +64,19 @@ def run_training(config: Config, reporter: StageReporter, resume: bool = False) 
     }
     reporter.table("mlops-ray train", rows)
     return outcome
+
+
+def register_challenger(
+    config: Config, reporter: StageReporter, outcome: TrainingOutcome, config_text: str
+) -> RegisteredModel:
+    """A new version of ``registry.model_name`` from the logged model, with lineage tags, @``challenger_alias``."""
+    alias = config.registry.challenger_alias
+    with reporter.stage("register", f"registering {config.registry.model_name} @{alias}") as stage:
+        registered = register_model(
+            outcome.model_uri, config.registry.model_name, alias, version_tags(outcome.data, config_text)
+        )
+        stage.detail = f"{registered.name} version {registered.version} @{alias}"
+    return registered
 
 
 def train_and_log(

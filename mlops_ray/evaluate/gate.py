@@ -9,6 +9,7 @@ models a point apart on a few hundred rows are often not different at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -87,9 +88,15 @@ class PromotionPolicy:
     metric: str  # the compared metric, resolved for the task
 
     def decide(
-        self, candidate: ModelEvaluation, champion: ModelEvaluation | None, improvement: Interval | None
+        self,
+        candidate: ModelEvaluation,
+        champion: ModelEvaluation | None,
+        improvement: Interval | None,
+        extra: Sequence[Check] = (),
     ) -> Decision:
+        """``extra``: checks made elsewhere that count like the policy's own (the behavioural tests)."""
         checks = [self._threshold(candidate, name, bound) for name, bound in self.settings.thresholds.items()]
+        checks += extra
         if champion is not None:
             if improvement is None:
                 raise ValueError("a champion needs the paired improvement interval")

@@ -47,13 +47,21 @@ def slice_metrics(
             f"{', '.join(map(str, frame.columns))}"
         )
     results = []
+    for column, label, positions in slice_positions(frame, columns, bins):
+        rows = len(positions)
+        metric = float(score(positions)) if rows >= min_rows else math.nan
+        results.append(SliceResult(column, label, rows, metric))
+    return results
+
+
+def slice_positions(frame: pd.DataFrame, columns: Sequence[str], bins: int = 4) -> list[tuple[str, str, np.ndarray]]:
+    """(column, slice label, row positions) for every slice of every column, in value order."""
+    found = []
     for column in columns:
         codes, labels = _slice_codes(frame[column], bins)
         for code, positions in sorted(pd.Series(codes).groupby(codes).indices.items()):
-            rows = len(positions)
-            metric = float(score(positions)) if rows >= min_rows else math.nan
-            results.append(SliceResult(column, labels[code], rows, metric))
-    return results
+            found.append((column, labels[code], positions))
+    return found
 
 
 def worst_slice(results: Sequence[SliceResult], direction: int) -> SliceResult | None:

@@ -43,7 +43,7 @@ class ServedModel:
         if not isinstance(packaged, PackagedModel):
             raise TypeError(f"{version.name}/{version.version} is not an mlops-ray packaged model")
         run_id = version.run_id or ""
-        schema = _schema_of(client, run_id) if version.tags.get("data.schema_sha256") else None
+        schema = logged_schema(client, run_id) if version.tags.get("data.schema_sha256") else None
         contract = contract_for(packaged.preprocessing, schema, max_rows)
         lineage = {"run_id": run_id, **{k: version.tags[k] for k in LINEAGE_TAGS if k in version.tags}}
         return cls(version.name, str(version.version), ref.alias, packaged, contract, lineage)
@@ -84,7 +84,8 @@ class ServedModel:
             raise RuntimeError(f"{self.name}/{self.version} answered a non-finite prediction to the health probe")
 
 
-def _schema_of(client: MlflowClient, run_id: str) -> DataSchema | None:
+def logged_schema(client: MlflowClient, run_id: str) -> DataSchema | None:
+    """The schema contract training logged in ``run_id``; None when it logged none."""
     try:
         path = client.download_artifacts(run_id, SCHEMA_ARTIFACT)
     except (MlflowException, OSError):

@@ -4,10 +4,12 @@
 processes (token authentication on) and an MLflow tracking server, on PostgreSQL when
 ``$MLOPS_RAY_TEST_POSTGRES_URI`` names a server (``.ci/run`` sets it; this test makes
 and drops its own database there), else on SQLite. The tests then do what a user does:
-a submission without the token is refused; the quickstart pipeline, submitted as a job,
+a submission without the token is refused; the CI workflow templates' own steps train
+the first model as a job, test and report it, promote it through the gate as a job and
+roll the endpoint out with ``serve deploy``; ``jobs/deploy.py`` redeploys it and it answers
+over HTTP; drifted traffic makes the monitor job submit a retraining pipeline job, which
 ends SUCCEEDED with its training spread over both nodes and the model registered in the
-tracking server; ``jobs/deploy.py`` leaves an endpoint that answers over HTTP; and
-``down`` leaves no process of the cluster behind. Timings are printed (``-s``) for the
+tracking server; and ``down`` leaves no process of the cluster behind. Timings are printed (``-s``) for the
 issue's record: cluster start, submit-to-running and the job's total time.
 """
 
@@ -17,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +35,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from tests.conftest import free_port
+from tests.workflow_steps import run_step, steps
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -213,37 +217,78 @@ def job_logs(cluster: LocalCluster, submission_id: str) -> str:
     return ANSI.sub("", ray_cli(["job", "logs", submission_id], cluster.env).stdout)
 
 
-def test_the_quickstart_pipeline_job_succeeds_and_registers_the_model(cluster: LocalCluster) -> None:
-    started = time.monotonic()
-    submission_id = submit(cluster, "pipeline", "train.epochs=2", f"train.storage_path={cluster.scratch / 'results'}")
-    submitted = time.monotonic() - started  # the CLI returns once the working directory is uploaded
-    status, running_after, waited = wait_for_job(cluster, submission_id, timeout_s=900)
-    logs = job_logs(cluster, submission_id)
-    assert status == "SUCCEEDED", logs[-6000:]
-    running = "?" if running_after is None else f"{submitted + running_after:.1f}"
-    total = re.search(r"total time\W+([\d.]+s)", logs)
-    stages = " ".join(f"{name} {took}" for name, took in re.findall(r"✓ (\w+)\s+([\d.]+s)", logs))
-    print(
-        f"\n[cluster] pipeline job: `ray job submit` returned in {submitted:.1f} s, RUNNING {running} s and "
-        f"SUCCEEDED {submitted + waited:.1f} s after the submit started; inside the job: "
-        f"{total.group(1) if total else '?'} ({stages})"
-    )
-    assert f"{MODEL_NAME} version 1 @champion" in logs and "Traceback" not in logs
+def test_the_ci_workflow_steps_train_test_report_promote_and_roll_out(cluster: LocalCluster) -> None:
+    """The workflow templates' own commands (cluster/ci/github/), run with bash against this cluster as a runner would.
 
-    # registered in the cluster's tracking server, its artifacts served by it (no node-local path)
+    The pull request: a short training job registers the PR's version as @pr-7, the
+    behavioural tests and the comparison report run on the "runner" (an embedded Ray);
+    the merge: the promotion gate as a job, then ``serve build`` + ``serve deploy``. The
+    PR's version is the cluster's first model, so the report describes it alone and the gate
+    makes it the first @champion; the report against a champion is tested in
+    tests/integration/test_model_tests.py.
+    """
+    token = Path(cluster.env["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    values = {
+        "github.event.pull_request.number": "7",
+        "github.token": "",
+        "vars.RAY_ADDRESS": cluster.env["RAY_ADDRESS"],
+        "vars.MLFLOW_TRACKING_URI": cluster.tracking_uri,
+        "vars.CAPTURE_PATH": str(cluster.scratch / "capture"),
+        "secrets.RAY_AUTH_TOKEN": token,
+        "secrets.MLFLOW_TRACKING_USERNAME": "",
+        "secrets.MLFLOW_TRACKING_PASSWORD": "",
+    }
+    env = {k: v for k, v in clean_env().items() if not k.startswith("MLFLOW_TRACKING_")}
+    overrides = {
+        "TRAIN_EPOCHS": "2",
+        "SERVE_HOST": "127.0.0.1",
+        "SERVE_PORT": str(cluster.serve_port),
+        "SERVE_PROXY_LOCATION": "HeadOnly",
+    }
+    written = [ROOT / "model-report.md", ROOT / "model-report_plots", ROOT / "serve.yaml"]
     client = MlflowClient(cluster.tracking_uri)
-    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    assert str(champion.version) == "1"
-    run = client.get_run(champion.run_id)
-    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
-    assert {"test_accuracy", "val_loss"} <= set(run.data.metrics)
+    try:
+        pull_request = {s.id: s for s in steps("model-pull-request.yml") if s.id}
+        release = {s.id: s for s in steps("model-release.yml") if s.id}
+        started = time.monotonic()
+        trained = run_step(pull_request["train"], values, env, overrides, timeout_s=600)
+        assert trained.returncode == 0, trained.stdout[-4000:] + trained.stderr[-4000:]
+        pr_version = client.get_model_version_by_alias(MODEL_NAME, "pr-7").version
+        tested = run_step(pull_request["test-model"], values, env, overrides, timeout_s=300)
+        assert tested.returncode in (0, 3) and "behavioural tests of" in tested.stdout, tested.stdout + tested.stderr
+        assert client.get_model_version(MODEL_NAME, pr_version).tags["model_tests.passed"] in ("true", "false")
+        reported = run_step(pull_request["report"], values, env, overrides, timeout_s=300)
+        assert reported.returncode == 0, reported.stdout + reported.stderr
+        comment = (ROOT / "model-report.md").read_text()
+        assert len(comment) < 65_536  # what `gh pr comment` posts
+        assert f"version {pr_version} (nothing to compare against)" in comment
+        print(f"\n[cluster] CI pull-request steps (train job, test-model, report): {time.monotonic() - started:.1f} s")
 
-    # training ran on both nodes: two workers of 1 CPU cannot both fit on the 1-CPU head
-    listed = ray_cli(["list", "actors", "--filter", "class_name=RayTrainWorker", "--format", "json"], cluster.env)
-    assert listed.returncode == 0, listed.stderr
-    nodes = json.loads(ray_cli(["list", "nodes", "--format", "json"], cluster.env).stdout)
-    worker_node = next(node["node_id"] for node in nodes if not node["is_head_node"])
-    assert worker_node in {actor["node_id"] for actor in json.loads(listed.stdout)}
+        started = time.monotonic()
+        promoted = run_step(release["promote"], values, env, overrides, timeout_s=600)
+        assert promoted.returncode == 0, promoted.stdout[-4000:] + promoted.stderr[-4000:]
+        assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == pr_version
+        for step_id in ("build-serve-config", "rollout"):
+            done = run_step(release[step_id], values, env, overrides, timeout_s=300)
+            assert done.returncode == 0, f"{step_id}: {done.stdout[-3000:]} {done.stderr[-3000:]}"
+        deadline = time.monotonic() + 120
+        while True:  # the rolled-out application answers with the promoted version
+            try:
+                health = requests.get(f"http://127.0.0.1:{cluster.serve_port}/healthz", timeout=5)
+                if health.status_code == 200 and health.json()["model_version"] == str(pr_version):
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the endpoint never answered with the promoted version"
+            time.sleep(2)
+        took = time.monotonic() - started
+        print(f"[cluster] CI release steps (promote job, serve build, serve deploy): {took:.1f} s")
+    finally:
+        for path in written:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def test_the_deploy_job_leaves_an_endpoint_that_answers(cluster: LocalCluster) -> None:
@@ -258,6 +303,24 @@ def test_the_deploy_job_leaves_an_endpoint_that_answers(cluster: LocalCluster) -
     answer = requests.post(f"{url}/predict", json={"records": [{f["name"]: 0.0 for f in features}]}, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == "1"
+
+
+def assert_registered_with_training_on_both_nodes(cluster: LocalCluster, version: str) -> None:
+    """A pipeline job's version: in the cluster's tracking server, trained on both nodes.
+
+    Its artifacts are served by the tracking server (no node-local path) and it has test
+    metrics; two 1-CPU training workers cannot both fit the 1-CPU head node.
+    """
+    client = MlflowClient(cluster.tracking_uri)
+    registered = client.get_model_version(MODEL_NAME, version)
+    run = client.get_run(registered.run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert {"test_accuracy", "val_loss"} <= set(run.data.metrics)
+    listed = ray_cli(["list", "actors", "--filter", "class_name=RayTrainWorker", "--format", "json"], cluster.env)
+    assert listed.returncode == 0, listed.stderr
+    nodes = json.loads(ray_cli(["list", "nodes", "--format", "json"], cluster.env).stdout)
+    worker_node = next(node["node_id"] for node in nodes if not node["is_head_node"])
+    assert worker_node in {actor["node_id"] for actor in json.loads(listed.stdout)}
 
 
 def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job_that_completes(cluster: LocalCluster) -> None:
@@ -286,7 +349,7 @@ def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job_that_comp
     shown = ray_cli(["job", "list"], cluster.env).stdout
     assert "jobs/pipeline.py" in shown and "monitor_run_id" in shown
     assert "monitor.on_drift=retrain" in shown  # it carries the monitor's own config and overrides
-    status, _, took = wait_for_job(cluster, retrain_id.group(1), timeout_s=420)
+    status, running_after, took = wait_for_job(cluster, retrain_id.group(1), timeout_s=600)
     if status != "SUCCEEDED":
         debug = [ray_cli(args, cluster.env).stdout for args in (
             ["status", "-v"],
@@ -295,8 +358,16 @@ def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job_that_comp
             ["list", "nodes", "--detail", "--format", "yaml"],
         )]  # fmt: skip
         Path("/tmp/retrain_debug.txt").write_text("\n=====\n".join(debug) + job_logs(cluster, retrain_id.group(1)))
-    assert status == "SUCCEEDED", job_logs(cluster, retrain_id.group(1))[-6000:]
-    print(f"\n[cluster] retraining job: SUCCEEDED after {took:.1f} s")
+    logs = job_logs(cluster, retrain_id.group(1))
+    assert status == "SUCCEEDED", logs[-6000:]
+    total = re.search(r"total time\W+([\d.]+s)", logs)
+    stages = " ".join(f"{name} {spent}" for name, spent in re.findall(r"✓ (\w+)\s+([\d.]+s)", logs))
+    print(
+        f"[cluster] retraining (pipeline) job: RUNNING after {running_after or 0:.1f} s, SUCCEEDED after {took:.1f} s; "
+        f"inside the job: {total.group(1) if total else '?'} ({stages})"
+    )
+    assert "Traceback" not in logs
+    assert_registered_with_training_on_both_nodes(cluster, "2")
     assert MlflowClient(cluster.tracking_uri).get_model_version(MODEL_NAME, "1").tags["monitor.last_drifted"] == "true"
 
 

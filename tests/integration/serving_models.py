@@ -77,11 +77,14 @@ def serving_config(tmp_path: Path, tracking_uri: str, overrides: list[str]) -> C
     )
 
 
-def register_version(config: Config, data: PreparedData, seed: int, alias: str) -> RegisteredModel:
-    """Log and register one packaged model whose network is initialised from ``seed``."""
+def register_version(
+    config: Config, data: PreparedData, seed: int, alias: str, state: dict[str, torch.Tensor] | None = None
+) -> RegisteredModel:
+    """Log and register one packaged model whose network is initialised from ``seed`` (or has ``state``)."""
     spec = ModelSpec.from_config(config.model, data.preprocessing.width, 1)
     torch.manual_seed(seed)
-    state = {k: v.clone() for k, v in build_model(spec).state_dict().items()}
+    if state is None:
+        state = {k: v.clone() for k, v in build_model(spec).state_dict().items()}
     trained = TrainResult(spec, state, {}, "", 0, {})
     connect_tracking(config.tracking)
     with mlflow.start_run(run_name=f"serving-fixture-{seed}"):

@@ -1,0 +1,1 @@
+"""Comparing two registered versions: what changed in their inputs, and the report that shows it."""
