@@ -30,6 +30,7 @@ from mlops_ray.compare.report import (
     MetricRow,
     SliceRow,
     VersionFacts,
+    headline,
     metric_delta_figure,
     render_html,
     render_markdown,
@@ -68,7 +69,7 @@ def run_report(
         subject = f"version {candidate.version}" + (f" and version {other.version}" if other else "")
         with reporter.stage("compare", f"scoring {subject} on the test split") as stage:
             report = build_report(config, client, data, tracking.uri, versions, against)
-            stage.detail = _headline_text(report)
+            stage.detail = headline(report).replace("**", "")
         with reporter.stage("report", f"writing {output}") as stage:
             run_id = write_report(report, fmt, output)
             stage.detail = f"{output} ({output.stat().st_size} bytes); MLflow run {run_id}"
@@ -216,10 +217,3 @@ def _figures(report: ComparisonReport, scored: ScoredRows, data: PreparedData) -
 def _against_label(against: str, version: str) -> str:
     text = against.strip()
     return f"@{text} (version {version})" if _BARE_ALIAS.match(text) else f"version {version}"
-
-
-def _headline_text(report: ComparisonReport) -> str:
-    row = next((m for m in report.metrics if m.name == report.metric), None)
-    if row is None or row.delta is None:
-        return f"no version to compare with ({report.metric} {row.candidate:.4f})" if row else ""
-    return f"{row.name} {row.delta.estimate:+.4f} ({row.delta.low:+.4f} .. {row.delta.high:+.4f}): {row.verdict}"

@@ -90,7 +90,7 @@ class ComparisonReport:
 
 def render_markdown(report: ComparisonReport, plot_links: dict[str, str]) -> str:
     a, b = _short(report.candidate), _short(report.against) if report.against else None
-    lines = [f"### {report.title}", "", _headline(report), ""]
+    lines = [f"### {report.title}", "", headline(report), ""]
     lines += [
         f"Evaluated on the same {report.test_rows} test rows (data `{report.data_fingerprint[:12]}`); "
         f"intervals are {report.confidence:.0%} paired-bootstrap intervals of the difference.",
@@ -108,8 +108,10 @@ def render_markdown(report: ComparisonReport, plot_links: dict[str, str]) -> str
         lines += _table(
             ["slice", "rows", a, *([b, "Δ", "interval"] if b else [])], [_slice_cells(s, bool(b)) for s in moved]
         )
-    lines += ["", "#### Behavioural tests", *_tests_markdown(report, a, b)]
-    lines += ["", "#### Data and code", *_lineage_markdown(report, a, b)]
+    tests = _tests_rows(report)
+    declared = _table(*tests) if tests[1] else ["None declared (`model_tests` in the config)."]
+    lines += ["", "#### Behavioural tests", *declared]
+    lines += ["", "#### Data and code", *_table(*_lineage_rows(report))]
     lines += ["", "Schema changes: " + ("; ".join(report.schema_changes) if report.schema_changes else "none")]
     if plot_links:
         lines += ["", "#### Plots", *[f"![{name}]({link})" for name, link in plot_links.items()]]
@@ -133,7 +135,7 @@ def render_html(report: ComparisonReport) -> str:
 td,th{{border:1px solid #ccc;padding:4px 8px}}.worse,.fail{{background:#fde2e2}}
 .better,.pass{{background:#e2f5e2}}</style>
 </head><body><h1>{html.escape(report.title)}</h1>
-<p>{html.escape(_headline(report).replace("**", ""))}</p>
+<p>{html.escape(headline(report).replace("**", ""))}</p>
 <p>Evaluated on the same {report.test_rows} test rows (data {html.escape(report.data_fingerprint[:12])});
 intervals are {report.confidence:.0%} paired-bootstrap intervals of the difference.</p>
 <h2>Metrics</h2>{_html_table(metric_head, [_metric_cells(m, bool(b)) for m in report.metrics])}
@@ -176,7 +178,8 @@ def png_base64(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _headline(report: ComparisonReport) -> str:
+def headline(report: ComparisonReport) -> str:
+    """The gate metric's line, Markdown bold around the numbers that matter."""
     row = next((m for m in report.metrics if m.name == report.metric), None)
     if row is None:
         return ""
@@ -221,13 +224,6 @@ def _tests_rows(report: ComparisonReport) -> tuple[list[str], list[list[str]]]:
     return ["kind", "test", a, *([b] if b else []), f"detail ({a})"], rows
 
 
-def _tests_markdown(report: ComparisonReport, a: str, b: str | None) -> list[str]:
-    head, rows = _tests_rows(report)
-    if not rows:
-        return ["None declared (`model_tests` in the config)."]
-    return _table(head, rows)
-
-
 def _lineage_rows(report: ComparisonReport) -> tuple[list[str], list[list[str]]]:
     a = _short(report.candidate)
     b = _short(report.against) if report.against else None
@@ -240,11 +236,6 @@ def _lineage_rows(report: ComparisonReport) -> tuple[list[str], list[list[str]]]
             cells.append(_code(theirs, key) + (" (same)" if theirs and theirs == mine else ""))
         rows.append(cells)
     return ["", a, *([b] if b else [])], rows
-
-
-def _lineage_markdown(report: ComparisonReport, a: str, b: str | None) -> list[str]:
-    head, rows = _lineage_rows(report)
-    return _table(head, rows)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,11 @@ class Preprocessing:
     numeric: tuple[NumericColumn, ...]
     categorical: tuple[CategoricalColumn, ...] = ()
     encoding: Encoding = "onehot"
+
+    def typical_row(self) -> dict[str, Any]:
+        """Training means for numbers, the most frequent category for strings: what an unspecified column takes."""
+        row: dict[str, Any] = {c.name: c.fill for c in self.numeric}
+        return row | {c.name: (c.categories[0] if c.categories else None) for c in self.categorical}
 
     @property
     def features(self) -> tuple[str, ...]:

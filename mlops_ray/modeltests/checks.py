@@ -68,7 +68,8 @@ def minimum_functionality(case: MinimumFunctionalityCase, model: PackagedModel, 
             where="model_tests.minimum_functionality",
             hint=f"Features: {', '.join(model.preprocessing.features)}.",
         )
-    frame = pd.DataFrame([{**typical_row(model), **case.row}], columns=list(model.preprocessing.features))
+    preprocessing = model.preprocessing
+    frame = pd.DataFrame([{**preprocessing.typical_row(), **case.row}], columns=list(preprocessing.features))
     problems = []
     answer: dict[str, Any] = {}
     if case.predicted_class is not None:
@@ -152,13 +153,6 @@ def directional(case: DirectionalCase, base: pd.DataFrame, score: Score | None) 
     else:
         detail = f"{case.expect.replace('_', ' ')} on all {checked} rows when {case.column} went {how}"
     return CaseResult("directional", case.name, not failed, detail, checked, failed, examples)
-
-
-def typical_row(model: PackagedModel) -> dict[str, Any]:
-    """Training means for numbers, the most frequent category for strings: what an unspecified column takes."""
-    row: dict[str, Any] = {c.name: c.fill for c in model.preprocessing.numeric}
-    row |= {c.name: (c.categories[0] if c.categories else None) for c in model.preprocessing.categorical}
-    return row
 
 
 def _base_rows(reference: pd.DataFrame, model: PackagedModel, rows: int, seed: int) -> pd.DataFrame:

@@ -75,9 +75,7 @@ class ServedModel:
 
     def probe(self) -> None:
         """Predict one typical row (training means, most frequent categories); raise unless the answer is finite."""
-        preprocessing = self.packaged.preprocessing
-        row: dict[str, Any] = {c.name: c.fill for c in preprocessing.numeric}
-        row |= {c.name: (c.categories[0] if c.categories else None) for c in preprocessing.categorical}
+        row = self.packaged.preprocessing.typical_row()
         answer = self.predict(pd.DataFrame([row], columns=self.contract.features))[0]
         numbers = [answer["prediction"]] if "prediction" in answer else list(answer["probabilities"].values())
         if not all(math.isfinite(n) for n in numbers):
