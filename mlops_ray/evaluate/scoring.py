@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 
 from mlops_ray.data.target import Target
 from mlops_ray.evaluate.metrics import metric_on_rows
+from mlops_ray.registry.integrity import load_verified, verify_uri
 from mlops_ray.registry.packaged_model import PackagedModel
 
 BATCH_ROWS = 4096
@@ -82,7 +83,13 @@ def predict_test_split(
     keep: tuple[str, ...] = (),
     num_cpus: float = 0.5,
 ) -> ScoredRows:
-    """Run every model in ``model_uris`` (key -> URI) over the test split in one pass."""
+    """Run every model in ``model_uris`` (key -> URI) over the test split in one pass.
+
+    Registered versions' files are checked here first, so a tampered artifact stops the
+    command with its own message instead of as a failed Ray Data task.
+    """
+    for uri in model_uris.values():
+        verify_uri(uri)
     scored = test.map_batches(
         _Scorer(dict(model_uris), tracking_uri, features, target, keep),
         batch_format="pandas",
@@ -109,7 +116,7 @@ def score_test_split(
 @functools.lru_cache(maxsize=4)
 def _load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(model_uri)
+    return load_verified(model_uri)
 
 
 def _predict(model: mlflow.pyfunc.PyFuncModel, rows: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlops_ray.data import PreparedData
 from mlops_ray.monitor.reference import log_reference
 from mlops_ray.registry import pyfunc_entry
+from mlops_ray.registry.integrity import digest_tags
 from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedModel, write_bundle
 from mlops_ray.train import TrainResult
 
@@ -62,8 +63,12 @@ def log_packaged_model(trained: TrainResult, data: PreparedData) -> str:
 
 
 def register_model(model_uri: str, name: str, alias: str, tags: dict[str, str]) -> RegisteredModel:
-    """Create a new version of ``name`` from ``model_uri``, tag it, and point ``alias`` at it."""
-    version_info = mlflow.register_model(model_uri, name, tags=tags)
+    """Create a new version of ``name`` from ``model_uri``, tag it, and point ``alias`` at it.
+
+    The tags include the sha256 of every stored artifact (``integrity.digest_tags``), which
+    each later load of the version checks.
+    """
+    version_info = mlflow.register_model(model_uri, name, tags={**tags, **digest_tags(model_uri)})
     client = MlflowClient()
     client.set_registered_model_alias(name, alias, version_info.version)
     return RegisteredModel(name, str(version_info.version), alias, version_info.run_id or "")

@@ -12,12 +12,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.data.schema import DataSchema
+from mlops_ray.registry.integrity import load_version
 from mlops_ray.registry.packaged_model import PackagedModel
 from mlops_ray.registry.refs import ModelRef, resolve_model_ref
 from mlops_ray.serve.contract import RequestContract, contract_for
@@ -38,7 +38,7 @@ class ServedModel:
     @classmethod
     def load(cls, ref: ModelRef, client: MlflowClient, max_rows: int) -> ServedModel:
         version = resolve_model_ref(ref, client)
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+        pyfunc = load_version(version)  # refuses files that differ from the digests taken at registration
         packaged = pyfunc.unwrap_python_model()
         if not isinstance(packaged, PackagedModel):
             raise TypeError(f"{version.name}/{version.version} is not an mlops-ray packaged model")
