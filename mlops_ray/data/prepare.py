@@ -92,6 +92,14 @@ def _prepare(config: DataConfig) -> PreparedData:
             raise_for_violations(validation.report, config.source)
         dataset = validation.valid.materialize()
     schema = dataset.schema()
+    if schema is None or dataset.count() == 0:
+        dropped = validation.report.invalid_rows if validation is not None else 0
+        why = (
+            f"all {dropped} rows broke the schema contract and were dropped (data.on_invalid: drop)"
+            if dropped
+            else ("it has no rows")
+        )
+        raise DataError(f"nothing to train on: {why}", where=f"data.source={config.source!r}")
     numeric, categorical = _feature_columns(schema, source.label, config.id_column, config.source)
     if contract is not None:  # the contract, not the reader's guess, says which columns are strings
         categorical = [n for n in contract.features if contract.column(n).type == "string"]
@@ -205,6 +213,11 @@ def _feature_columns(
         raise DataError("the id column cannot be the label", where="data.id_column")
     types = dict(zip(schema.names, schema.types, strict=True))
     features = [n for n in names if n not in (label, id_column)]
+    if not features:
+        raise DataError(
+            f"no feature columns: the only column(s) are {', '.join(names)} (label and id are not features)",
+            where=f"data.source={source!r}",
+        )
     unsupported = [f"{n} ({types[n]})" for n in features if not (is_numeric(types[n]) or is_categorical(types[n]))]
     if unsupported:
         raise DataError(

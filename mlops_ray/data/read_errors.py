@@ -3,7 +3,8 @@
 Ray Data reads lazily, so a corrupt Parquet footer, an empty or ragged CSV surface
 wherever the dataset first executes, wrapped in a remote traceback; for CSV, Ray
 drops pyarrow's reason, which is recovered by streaming the failing local file once.
-Only read failures are translated (a pyarrow error or Ray Data's "Failed to read");
+Only read failures are translated (a pyarrow error, a JSON-lines parse error or Ray
+Data's "Failed to read");
 any other exception is a bug and keeps its traceback.
 """
 
@@ -22,6 +23,8 @@ from mlops_ray.errors import DataError
 
 _ARROW_LINE = re.compile(r"(?:pyarrow\.lib\.)?Arrow\w*(?:Error|Invalid|Exception): (.+)")
 _READ_FAILURE = re.compile(r"Failed to read \w+ file: (\S+?)\.? ")
+# pandas' JSON-lines reader (Ray Data's read_json falls back to it) raises a bare ValueError
+_JSON_LINE = re.compile(r"ValueError: ((?:Expected|Unexpected|Unmatched|Trailing|Invalid|No ).*(?:position|JSON).*)")
 
 
 @contextmanager
@@ -32,7 +35,7 @@ def readable_source_errors(source: str) -> Iterator[None]:
         raise DataError(f"cannot be read: {_first_line(str(exc))}", where=f"data.source={source!r}") from None
     except RayTaskError as exc:
         text = str(exc)
-        arrow = _ARROW_LINE.search(text)
+        arrow = _ARROW_LINE.search(text) or _JSON_LINE.search(text)
         failed = _READ_FAILURE.search(text)
         if not (arrow or failed):
             raise
