@@ -3,9 +3,15 @@
 States of a sweep, as its MLflow parent run shows them: RUNNING while trials run;
 KILLED when interrupted (Ctrl-C), which ``--resume`` reopens; FINISHED once every
 trial has ended and the best trial's model is registered with alias ``challenger``.
-Tune keeps the experiment state (searcher, scheduler, finished trials, trial
-checkpoints) under ``tune.storage_path/sweep-<parent run id>``, which is how a
-resumed sweep runs only what is left and ends with exactly ``num_samples`` trials.
+A driver killed outright (SIGKILL, out of memory) leaves the parent RUNNING, and
+``--resume`` reopens that too. Tune keeps the experiment state (searcher, scheduler,
+finished trials, trial checkpoints) under ``tune.storage_path/sweep-<parent run id>``,
+which is how a resumed sweep runs only what is left and ends with exactly
+``num_samples`` trials. After a kill that state can be a little older or newer than
+the child runs, and can name checkpoints Tune has since deleted: before the sweep
+continues, the trial logger reconciles the child runs with it (``tracking.py``: no
+child run loses or repeats an epoch) and such trials resume from a checkpoint that
+still exists (``restore.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, 
 from mlops_ray.training import flatten, latest_run, log_run_inputs, prepare_stage
 from mlops_ray.tune import strategies, summary
 from mlops_ray.tune.config import TuneConfig
+from mlops_ray.tune.restore import ForgetDeletedCheckpoints
 from mlops_ray.tune.tracking import MlflowTrialLogger
 from mlops_ray.tune.trial import make_trainable, trial_config
 
@@ -178,7 +185,12 @@ def sweep_and_register(
 
 
 def find_resumable_sweep(config: Config) -> mlflow.entities.Run:
-    """The latest sweep of this model, if it did not finish and Tune's state for it is still on disk."""
+    """The latest sweep of this model, if it did not finish and Tune's state for it is still on disk.
+
+    KILLED (interrupted) and RUNNING (its driver was killed, or died) both qualify: nothing
+    tells a dead driver from a live one elsewhere, so resuming a sweep that is still running
+    is the user's call, as with any ``--resume``.
+    """
     run = latest_run(config, "tune")
     where = f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
     if run is None:
@@ -225,8 +237,9 @@ def _fit(
     )
     if restore:
         tuner = Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
-        run_config = tuner._local_tuner.get_run_config()  # restored from pickle: give it this session's callback
-        run_config.callbacks = [logger]
+        logger.catch_up(tuner.get_results())  # the trials and epochs of the state Tune resumes from
+        run_config = tuner._local_tuner.get_run_config()  # restored from pickle: give it this session's callbacks
+        run_config.callbacks = [ForgetDeletedCheckpoints(), logger]
         stopper = run_config.stop if isinstance(run_config.stop, strategies.TargetReached) else stopper
     else:
         tuner = strategies.make_tuner(

@@ -11,19 +11,31 @@ answers in tens of milliseconds). ``flush()`` waits for the writes and re-raises
 first failed one. Child runs are found again by their ``mlops_ray.trial_id`` tag, so
 a resumed sweep keeps logging into the same runs. The callback also prints one line
 per finished trial, so long sweeps show progress.
+
+A resumed sweep never takes a child run backwards. A driver killed outright (SIGKILL,
+the OOM killer) leaves Tune's last saved state and the child runs disagreeing either
+way, since Tune saves on its own schedule and these writes are batched: ``catch_up``
+logs the epochs Tune recorded that never reached MLflow, and closes (then deletes) the
+runs of trials started after Tune's last save, which Tune starts again; epochs a run
+already holds are not logged twice when a restored trial trains them again; a trial an
+earlier session saw end stays as it ended, even if Tune runs it again; and a trial
+whose end Tune saved but MLflow never heard of is closed when the sweep resumes.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import queue
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from ray.tune import Callback
+from ray.tune import Callback, ResultGrid
 from ray.tune.experiment import Trial
 from rich.console import Console
 
@@ -36,6 +48,7 @@ NUMBER_TAG = "mlops_ray.trial_number"
 PARENT_TAG = "mlflow.parentRunId"
 ENDED = frozenset({"completed", "early-stopped", "errored"})
 WRITE_EVERY_S = 2.0  # a trial's epoch metrics are batched for at most this long (and written when it ends)
+EPOCH_METRIC = "val_loss"  # every epoch reports it: its history says which epochs a child run holds
 
 
 def is_model_metric(key: str) -> bool:
@@ -67,12 +80,23 @@ class MlflowTrialLogger(Callback):
         self.runs: dict[str, str] = {}  # trial id -> child run id (filled in by the writer thread)
         self.numbers: dict[str, int] = {}  # trial id -> 1, 2, ... in the order trials started
         self.ended: set[str] = set()  # trials that completed, were stopped early, or errored (any session)
+        self.logged: dict[str, int] = {}  # trial id -> the last epoch its child run held when this session began
+        self._logged_at: dict[str, int] = {}  # trial id -> when (ms) that epoch was logged
         for run in self._existing_child_runs():
             trial_id = run.data.tags[TRIAL_TAG]
             self.runs[trial_id] = run.info.run_id
             self.numbers[trial_id] = int(run.data.tags.get(NUMBER_TAG, 0))
             if run.data.tags.get(STATUS_TAG) in ENDED:
                 self.ended.add(trial_id)
+                if run.info.status == "RUNNING":  # killed between tagging its end and closing it
+                    failed = run.data.tags[STATUS_TAG] == "errored"
+                    self.client.set_terminated(run.info.run_id, status="FAILED" if failed else "FINISHED")
+            else:
+                history = self.client.get_metric_history(run.info.run_id, EPOCH_METRIC)
+                self.logged[trial_id] = max((m.step for m in history), default=0)
+                self._logged_at[trial_id] = max((m.timestamp for m in history), default=0)
+        self.ended_before = frozenset(self.ended)  # closed by an earlier session: left exactly as they are
+        self._reconciled = False
         self.finished = 0
         self._pending: dict[str, list[Metric | Param]] = {}  # trial id -> not yet written (params, then metrics)
         self._written_at: dict[str, float] = {}  # trial id -> when its pending entries were last handed over
@@ -135,6 +159,58 @@ class MlflowTrialLogger(Callback):
         self._pending, self._written_at = {}, {}  # a snapshot's buffer was written (or lost) by its own process
         self._start_writer()
 
+    def catch_up(self, results: ResultGrid) -> None:
+        """Before a resumed sweep runs: bring the child runs level with the Tune state it resumes from.
+
+        ``results`` are Tune's own records of that state (``Tuner.restore(...).get_results()``).
+        A trial resumes after its last saved checkpoint and does not report those epochs again,
+        so any its child run lacks (batched writes a killed driver never sent) are logged from
+        Tune's records here. A child run whose trial Tune's state does not know was started
+        after Tune last saved: Tune starts that trial afresh (the random searcher under the
+        same id), so the run is closed as ``lost`` and deleted, and a new one records the trial.
+        """
+        known = set()
+        for result in results:
+            trial_id = Path(result.path).name.removeprefix("trial-")
+            known.add(trial_id)
+            frame = result.metrics_dataframe
+            if trial_id not in self.runs or trial_id in self.ended or frame is None or "epoch" not in frame:
+                continue
+            metrics = []
+            for row in frame.to_dict("records"):  # in report order; a trial restored before repeats epochs
+                step = int(row["epoch"])
+                if step <= self.logged.get(trial_id, 0):
+                    continue
+                # Tune stamps results in whole seconds: keep the history in epoch order after what it holds
+                at = self._logged_at[trial_id] = max(int(row["timestamp"] * 1000), self._logged_at.get(trial_id, 0) + 1)
+                for key, value in row.items():
+                    name = f"param.{key[7:]}" if key.startswith("config/") and self.log_changing_params else key
+                    if (is_model_metric(name) or name.startswith("param.")) and (number := _number(value)) is not None:
+                        metrics.append(Metric(name, number, at, step))
+                self.logged[trial_id] = step
+            if metrics:
+                self.client.log_batch(self.runs[trial_id], metrics=metrics)
+        for trial_id in [t for t in self.runs if t not in known]:
+            run_id = self.runs.pop(trial_id)
+            self.numbers.pop(trial_id, None)
+            self.logged.pop(trial_id, None)
+            self._logged_at.pop(trial_id, None)
+            self.client.set_tag(run_id, STATUS_TAG, "lost")
+            self.client.set_terminated(run_id, status="KILLED")
+            self.client.delete_run(run_id)
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Once, before anything runs: close the runs of trials Tune's saved state has ended but MLflow does not."""
+        if self._reconciled:
+            return
+        self._reconciled = True
+        for trial in trials:
+            if trial.trial_id in self.runs and trial.trial_id not in self.ended:
+                if trial.status == Trial.TERMINATED:
+                    self._finish(trial, self._completion(trial), "FINISHED", announce=False)
+                elif trial.status == Trial.ERROR:
+                    self._finish(trial, "errored", "FAILED", announce=False)
+
     def _existing_child_runs(self) -> list[Any]:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'", max_results=10_000
@@ -143,6 +219,8 @@ class MlflowTrialLogger(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         trial_id = trial.trial_id
+        if trial_id in self.ended_before:  # ended after Tune's last save: Tune reruns its tail, MLflow keeps its end
+            return
         if trial_id in self.numbers:  # resumed (after an interrupted sweep), or a PBT trial restarted
             self._submit(lambda: self.client.update_run(self.runs[trial_id], status="RUNNING"))
             return
@@ -171,6 +249,8 @@ class MlflowTrialLogger(Callback):
     ) -> None:
         trial_id = trial.trial_id
         step, now = int(result.get("epoch", 0)), int(time.time() * 1000)
+        if trial_id in self.ended_before or (trial_id in self.logged and step <= self.logged[trial_id]):
+            return  # an epoch an earlier session logged, trained again from the checkpoint Tune had saved
         metrics = [Metric(k, float(v), now, step) for k, v in result.items() if is_model_metric(k) and v is not None]
         if self.log_changing_params:
             metrics += [
@@ -183,8 +263,11 @@ class MlflowTrialLogger(Callback):
             self._hand_over(trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._finish(trial, self._completion(trial), "FINISHED")
+
+    def _completion(self, trial: Trial) -> str:
         epochs = int((trial.last_result or {}).get("epoch", 0))
-        self._finish(trial, "completed" if epochs >= self.epochs else "early-stopped", "FINISHED")
+        return "completed" if epochs >= self.epochs else "early-stopped"
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._finish(trial, "errored", "FAILED")
@@ -197,9 +280,9 @@ class MlflowTrialLogger(Callback):
                 self.client.set_tag(run_id, STATUS_TAG, status)
                 self.client.set_terminated(run_id, status="KILLED")
 
-    def _finish(self, trial: Trial, status: str, run_status: str) -> None:
+    def _finish(self, trial: Trial, status: str, run_status: str, announce: bool = True) -> None:
         trial_id = trial.trial_id
-        if trial_id not in self.numbers:
+        if trial_id not in self.numbers or trial_id in self.ended_before:
             return
         tags = [RunTag(STATUS_TAG, status)]
         if status == "errored" and trial.error_file:
@@ -215,6 +298,8 @@ class MlflowTrialLogger(Callback):
 
         self._submit(close_run)
         self.ended.add(trial_id)
+        if not announce:
+            return
         self.finished += 1
         if self.console is not None:
             last = trial.last_result or {}
@@ -231,6 +316,13 @@ def _split(entries: list[Metric | Param]) -> dict[str, list[Any]]:
         "metrics": [e for e in entries if isinstance(e, Metric)],
         "params": [e for e in entries if isinstance(e, Param)],
     }
+
+
+def _number(value: Any) -> float | None:
+    """A finite number from Tune's result table (NumPy scalars too), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _last_line(path: str) -> str:

@@ -1,0 +1,72 @@
+"""Resuming a sweep whose driver was killed: trial checkpoints Tune's saved state names but has deleted.
+
+Tune saves the experiment state, with each trial's latest and best checkpoints, every
+``num_to_keep`` checkpoints of a trial (or every few seconds), while its retention
+(``num_to_keep``, ranked by the sweep metric) deletes a trial's previous checkpoint the
+moment a better-ranked one arrives. A driver killed in between leaves a saved state that
+names checkpoints no longer on storage, and Tune (Ray 2.60) then fails those trials on
+``--resume``: "Could not recover from checkpoint as it does not exist on storage anymore".
+Interrupting (Ctrl-C) cannot cause this: Tune saves its state as it stops.
+
+``ForgetDeletedCheckpoints`` rewrites such a trial's checkpoint record before Tune
+restores anything, keeping only the checkpoints still on storage: the trial resumes from
+the newest of them, which is never newer than the saved state (so the epochs it trains
+again are ones Tune's records, and MLflow, already hold), or from its first epoch when
+none is left. The record is Tune's own ``_CheckpointManager``, which has no public
+setter; a trial that names no missing checkpoint is left as Tune restored it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyarrow.fs import FileType
+from ray.train import Checkpoint
+from ray.train._internal.checkpoint_manager import _CheckpointManager
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+logger = logging.getLogger(__name__)
+
+
+class ForgetDeletedCheckpoints(Callback):
+    """Once, at a resumed sweep's first step: point unfinished trials at checkpoints that exist."""
+
+    def __init__(self) -> None:
+        self._done = False
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if self._done:  # Tune restores trials after this first step begins: once is enough
+            return
+        self._done = True
+        for trial in trials:
+            if trial.status not in (Trial.TERMINATED, Trial.ERROR) and _forget_deleted(trial):
+                logger.warning(
+                    "trial %s: its saved checkpoint was deleted after Tune last saved the sweep; resuming from %s",
+                    trial.trial_id,
+                    trial.checkpoint.path if trial.checkpoint else "its first epoch",
+                )
+
+
+def _forget_deleted(trial: Trial) -> bool:
+    """Rebuild the trial's checkpoint record from what is on storage; False when nothing was missing."""
+    manager = trial.run_metadata.checkpoint_manager
+    if manager is None:
+        return False
+    named = list(manager.best_checkpoint_results)
+    if manager.latest_checkpoint_result is not None:
+        named.append(manager.latest_checkpoint_result)
+    if all(_exists(result.checkpoint) for result in named):
+        return False
+    rebuilt = _CheckpointManager(manager.checkpoint_config)
+    existing = {result.checkpoint.path: result for result in named if _exists(result.checkpoint)}
+    for result in sorted(existing.values(), key=lambda r: r.metrics.get("epoch", 0)):
+        rebuilt.register_checkpoint(result)  # the newest, registered last, becomes the one to resume from
+    trial.run_metadata.checkpoint_manager = rebuilt
+    trial.invalidate_json_state()
+    return True
+
+
+def _exists(checkpoint: Checkpoint) -> bool:
+    return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
