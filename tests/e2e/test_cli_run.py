@@ -3,7 +3,8 @@
 This is the one test that starts a second Ray. It waits for the summary, calls the
 endpoint that ``--serve`` keeps up over real HTTP, presses Ctrl-C (SIGINT), and checks
 the clean exit (0), that the endpoint is gone, and that the default tracking store landed
-in the working directory.
+in the working directory. ``mlops-ray serve`` then serves the registered champion alone,
+and a client probes its HTTP contract (metadata, predictions, malformed requests).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
     cli = Path(sys.executable).with_name("mlops-ray")
     command = [
         str(cli), "run", str(ROOT / "configs" / "quickstart.yaml"), "--serve",
-        "--set", "train.epochs=2", "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
+        "--set", "train.epochs=2", "--set", "train.num_workers=1",  # the command is under test, not DDP
+        "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
     log = tmp_path / "output.log"
     with serving(command, tmp_path, env, log, timeout_s=600):
@@ -84,11 +86,29 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
         "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
     with serving(command, tmp_path, env, serve_log, timeout_s=300):
-        answer = requests.post(f"http://127.0.0.1:{port}/predict", json={"records": [row]}, timeout=10)
-        assert answer.status_code == 200 and answer.json()["model_version"] == "1"
+        assert_the_champion_contract(f"http://127.0.0.1:{port}", row)
     served = serve_log.read_text()
     assert "quickstart-breast-cancer version 1" in served and "SIGINT received" in served, served
     assert "Traceback" not in served
+
+
+def assert_the_champion_contract(url: str, row: dict[str, float]) -> None:
+    """What a client of the served quickstart champion gets: predictions, and a 422 for each malformed request."""
+    assert requests.get(f"{url}/metadata", timeout=10).json()["model_version"] == "1"
+    ok = requests.post(f"{url}/predict", json={"records": [row, row]}, timeout=10)
+    assert ok.status_code == 200 and ok.json()["model_version"] == "1"
+    assert len(ok.json()["predictions"]) == 2
+
+    missing = {name: value for name, value in row.items() if name != "mean_radius"}
+    bad = requests.post(f"{url}/predict", json={"records": [missing]}, timeout=10)
+    assert bad.status_code == 422
+    assert "mean_radius" in bad.text and "Traceback" not in bad.text
+    extra = requests.post(f"{url}/predict", json={"records": [row], "x": 1}, timeout=10)
+    assert extra.status_code == 422
+    not_a_number = requests.post(f"{url}/predict", json={"records": [{**row, "mean_radius": "a"}]}, timeout=10)
+    assert not_a_number.status_code == 422
+    empty = requests.post(f"{url}/predict", json={"records": []}, timeout=10)
+    assert empty.status_code == 422
 
 
 def test_serve_with_an_unknown_model_fails_before_starting_ray(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The quickstart end to end: real Ray Train, real MLflow (temp SQLite), real HTTP.
 
 The pipeline runs in-process on the session's Ray. Afterwards the MLflow store is
-inspected directly, and the registered champion is served again to probe the HTTP
-contract (metadata, bad requests) the way a client would.
+inspected directly. The champion's HTTP contract (metadata, bad requests) is probed the
+way a client would in ``tests/e2e/test_cli_run.py``, where ``mlops-ray serve`` serves
+the quickstart champion again anyway.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from rich.console import Console
 from mlops_ray import pipeline
 from mlops_ray.config import load_config
 from mlops_ray.reporting import StageReporter
-from mlops_ray.serve import deploy_model
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,36 +102,3 @@ def test_endpoint_was_shut_down_after_the_run(quickstart: tuple) -> None:
     result, _, _ = quickstart
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{result.endpoint_url}/healthz", timeout=5)
-
-
-def test_champion_endpoint_contract_over_http(quickstart: tuple, tmp_path: Path) -> None:
-    result, tracking, _ = quickstart
-    capture = tmp_path / "capture"
-    config = load_config(
-        ROOT / "configs" / "quickstart.yaml", [f"serve.port={free_port()}", f"serve.capture.path={capture}"]
-    )
-    endpoint = deploy_model(config, tracking, f"{result.model.name}@champion")
-    try:
-        meta = requests.get(f"{endpoint.url}/metadata", timeout=10).json()
-        assert meta["model_version"] == result.model.version
-        row = {feature["name"]: 1.0 for feature in meta["features"]}
-        ok = requests.post(f"{endpoint.url}/predict", json={"records": [row, row]}, timeout=10)
-        assert ok.status_code == 200
-        assert ok.json()["model_version"] == result.model.version
-        assert len(ok.json()["predictions"]) == 2
-
-        missing = dict(row)
-        del missing["mean_radius"]
-        bad = requests.post(f"{endpoint.url}/predict", json={"records": [missing]}, timeout=10)
-        assert bad.status_code == 422
-        assert "mean_radius" in bad.text and "Traceback" not in bad.text
-
-        extra = requests.post(f"{endpoint.url}/predict", json={"records": [row], "x": 1}, timeout=10)
-        assert extra.status_code == 422
-
-        not_a_number = requests.post(f"{endpoint.url}/predict", json={"records": [{**row, "mean_radius": "a"}]})
-        assert not_a_number.status_code == 422
-        empty = requests.post(f"{endpoint.url}/predict", json={"records": []}, timeout=10)
-        assert empty.status_code == 422
-    finally:
-        endpoint.shutdown()

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from mlflow.tracking import MlflowClient
 from rich.console import Console
+from typer.testing import CliRunner
 
+from mlops_ray.cli import app
 from mlops_ray.config import Config, dump_config, load_config
 from mlops_ray.errors import ConfigError, DataError, ModelRefError
 from mlops_ray.evaluation import run_evaluation
@@ -195,20 +196,19 @@ def test_reproduce_matches_the_original_run_and_refuses_changed_data(trained: Tr
 def test_the_cli_prints_lineage_and_a_bad_model_ref_is_a_clear_error(trained: Trained) -> None:
     uri = trained.moderate.tracking.uri
 
-    def lineage(*args: str) -> subprocess.CompletedProcess:
-        cli = str(Path(sys.executable).with_name("mlops-ray"))
-        return subprocess.run([cli, "lineage", *args, "--tracking-uri", uri], capture_output=True, text=True)
+    def lineage(*args: str) -> Result:  # the CLI in this process: a subprocess would only add its start-up
+        return CliRunner().invoke(app, ["lineage", *args, "--tracking-uri", uri])
 
     shown = lineage(f"{NAME}/2")
-    assert shown.returncode == 0, shown.stderr
+    assert shown.exit_code == 0, shown.output
     digest = trained.client.get_model_version(NAME, "2").tags["data.fingerprint"]
     for expected in (f"data       {digest}", f"run        {trained.runs['2']}", f"version    {NAME}/2"):
         assert expected in shown.stdout
     with pytest.raises(ModelRefError, match=r"has no alias 'nope' \(aliases: .*@trained -> version 3"):
         trace_version(f"{NAME}@nope")
     bad = lineage("not a ref")
-    assert bad.returncode == 1 and "is not a model reference" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.exit_code == 1 and "is not a model reference" in bad.stderr and "Traceback" not in bad.output
     assert [v.version for v in versions_trained_on(digest[:10])] == ["1", "2", "3"]
     listed = lineage("--dataset", digest[:10])
-    assert listed.returncode == 0
+    assert listed.exit_code == 0, listed.output
     assert all(f"{NAME}/{n}  run {trained.runs[n]}" in listed.stdout for n in "123")

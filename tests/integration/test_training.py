@@ -65,7 +65,10 @@ def test_a_worker_failing_at_epoch_3_resumes_from_its_checkpoint_in_the_same_run
 
 
 def test_past_the_failure_limit_the_run_is_failed_then_resume_continues_it(tmp_path: Path) -> None:
-    config = config_for(tmp_path, "train.max_failures=0", "train.fault_injection={epoch: 3, rank: 0}")
+    # one worker: a worker group restarting is the test above; this one is about the run across sessions
+    config = config_for(
+        tmp_path, "train.num_workers=1", "train.max_failures=0", "train.fault_injection={epoch: 3, rank: 0}"
+    )
     with pytest.raises(TrainingError, match=r"failed after 0 restart\(s\): rank 0: .*injected fault at epoch 3"):
         train(config)
     client = MlflowClient(config.tracking.uri)
