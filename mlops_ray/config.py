@@ -321,7 +321,9 @@ class ServeConfig(Section):
     alias_refresh_s: float = Field(
         10.0, ge=0, description="how often replicas re-read the alias and swap models; 0 pins the version at start"
     )
-    health_check_period_s: float = Field(10.0, gt=0)
+    health_check_period_s: float = Field(
+        2.0, gt=0, description="how often Serve probes each replica; a crashed one is noticed within this time"
+    )
     health_check_timeout_s: float = Field(30.0, gt=0)
     capture: CaptureConfig = CaptureConfig()
     access_log: bool = Field(False, description="Serve's per-request access log lines in the replica logs")
