@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 from ray import serve
+from starlette.requests import ClientDisconnect
 
 from mlops_ray.config import BatchingConfig
 from mlops_ray.registry.refs import ModelRef, alias_version, parse_model_ref
@@ -186,6 +187,14 @@ class ModelEndpoint:
         except ValidationError as error:
             status = 422
             return JSONResponse({"detail": error_details(error)}, status_code=422)
+        except ClientDisconnect:
+            # The caller hung up (a client timeout, mostly) while sending the body: not our error, and
+            # nobody reads the answer. 499, as Serve's proxy logs it, instead of a 500 with a traceback.
+            status = 499
+            return JSONResponse({"detail": "the client disconnected"}, status_code=499)
+        except asyncio.CancelledError:
+            status = 499  # the same, noticed by Serve first: it cancels the request, and that must go on
+            raise
         except Exception:
             status = 500
             logger.exception("prediction failed on %s version %s", model.name, model.version)

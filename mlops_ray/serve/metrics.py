@@ -39,6 +39,6 @@ class EndpointMetrics:
         self.requests.inc(tags=tags)
         if status >= 400:
             self.errors.inc(tags=tags)
-        else:
+        elif rows > 0:  # Ray's Counter refuses 0, and an exception here would replace the request's own outcome
             self.rows.inc(rows, tags={"model_version": version})
         self.latency.observe(latency_ms, tags={"model_version": version})
