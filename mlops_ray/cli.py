@@ -60,6 +60,11 @@ def _guard(action: Callable[[], T]) -> T:
 
 
 def _load(path: Path, overrides: list[str] | None) -> Config:
+    """The resolved config, loaded before a command imports its stage.
+
+    The stage pulls in Ray, torch and MLflow (about ten seconds on two cores); loading first
+    reports a bad config, by hand or as a job, in under a second.
+    """
     return load_config(path, overrides or ())
 
 
@@ -76,11 +81,11 @@ def config_show(config: ConfigPath, set_: Overrides = None) -> None:
 @data_app.command("fingerprint")
 def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
     """Content digest of the source: same rows in any files or order give the same digest."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.data.inspection import fingerprint_source
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     uri, result = _guard(lambda: fingerprint_source(resolved))
     table = Table(title=f"fingerprint of {uri}", show_header=False, title_justify="left")
     table.add_row("digest", result.digest)
@@ -92,11 +97,11 @@ def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
 @data_app.command("profile")
 def data_profile(config: ConfigPath, set_: Overrides = None) -> None:
     """Per-column counts, nulls, min/max/mean and most frequent categories."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.data.inspection import profile_source
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     uri, result = _guard(lambda: profile_source(resolved))
     table = Table(title=f"profile of {uri}: {result.rows} rows", title_justify="left")
     for heading in ("column", "kind", "non-null", "nulls", "min", "max", "mean", "top values"):
@@ -117,12 +122,12 @@ def data_infer_schema(
     set_: Overrides = None,
 ) -> None:
     """Write the source's schema (types, nullability, ranges, categories, roles) for review and reuse."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.data.inspection import infer_source_schema
     from mlops_ray.data.schema import save_schema
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     if output.exists() and not force:
         _guard(lambda: _raise(ConfigError("already exists; pass --force to overwrite it", where=str(output))))
     uri, schema = _guard(lambda: infer_source_schema(resolved))
@@ -146,11 +151,11 @@ def data_validate(
     set_: Overrides = None,
 ) -> None:
     """Check every row against data.schema_file; exit 1 if any row breaks it."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.data.inspection import validate_source
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     result = _guard(lambda: validate_source(resolved, quarantine))
     report = result.report
     if report.ok:
@@ -184,12 +189,12 @@ def train(
     ] = False,
 ) -> None:
     """Train one model: data -> Ray Train -> packaged model and test metrics in an MLflow run; --register: a version."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
     from mlops_ray.training import run_training
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: run_training(resolved, StageReporter(console), resume=resume, register=register))
 
 
@@ -203,12 +208,12 @@ def tune(
     ] = False,
 ) -> None:
     """Sweep hyperparameters with Ray Tune; register the best trial's model as @challenger."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
     from mlops_ray.tune.sweep import run_tuning
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: run_tuning(resolved, StageReporter(console), resume=resume))
 
 
@@ -219,12 +224,12 @@ def run(
     serve: Annotated[bool, typer.Option("--serve", help="Keep the endpoint up until Ctrl-C.")] = False,
 ) -> None:
     """Run the whole chain: data -> train (or sweep) -> register -> gate -> promote -> serve @champion -> predict."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray import pipeline
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: pipeline.run(resolved, StageReporter(console), keep_serving=serve))
 
 
@@ -244,12 +249,12 @@ def evaluate(
     set_: Overrides = None,
 ) -> None:
     """Score a registered version on the test split: metrics, slices (worst flagged), plots in an MLflow run."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.evaluation import run_evaluation
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     _guard(lambda: run_evaluation(resolved, StageReporter(console), model))
 
 
@@ -263,12 +268,12 @@ def promote(
     set_: Overrides = None,
 ) -> None:
     """Run the promotion gate on a challenger; move @champion only on PROMOTE or FIRST_MODEL. Exit 3 on REJECT."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.promotion import run_promotion, run_rollback
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     if rollback:
         if model is not None:
             _guard(lambda: _raise(ConfigError("--rollback takes no --model: it restores the previous champion")))
@@ -286,12 +291,12 @@ def test_model(
     set_: Overrides = None,
 ) -> None:
     """Run the config's behavioural tests (model_tests) and data contract on a version. Exit 3 if one fails."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.model_testing import run_model_tests
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     outcome = _guard(lambda: run_model_tests(resolved, StageReporter(console), model))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
@@ -313,14 +318,14 @@ def report(
     set_: Overrides = None,
 ) -> None:
     """Compare a version with another (default @champion): metrics and slices with intervals, tests, lineage."""
+    if fmt not in ("markdown", "html"):
+        _guard(lambda: _raise(ConfigError(f"'{fmt}' is not a format; use markdown or html", where="--format")))
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.comparison import run_report
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    if fmt not in ("markdown", "html"):
-        _guard(lambda: _raise(ConfigError(f"'{fmt}' is not a format; use markdown or html", where="--format")))
-    resolved = _guard(lambda: _load(config, set_))
     target = output or Path("model-report.md" if fmt == "markdown" else "model-report.html")
     _guard(lambda: run_report(resolved, StageReporter(console), model, against, fmt, target))  # type: ignore[arg-type]
 
@@ -393,12 +398,12 @@ def monitor(
     set_: Overrides = None,
 ) -> None:
     """Compare captured traffic with the model's training data. Exit 0 no drift, 3 drift, 4 too little traffic."""
+    resolved = _guard(lambda: _load(config, set_))
     from mlops_ray.monitoring import run_monitor
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import quiet_library_logs
 
     quiet_library_logs()
-    resolved = _guard(lambda: _load(config, set_))
     start, end = _guard(lambda: (_timestamp(since, "--since"), _timestamp(until, "--until")))
     if start and end and start >= end:
         _guard(lambda: _raise(ConfigError(f"--since {since} is not before --until {until}", where="--since")))
