@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from mlflow.tracking import MlflowClient
 from pydantic import ValidationError
 from ray import serve
+from ray.exceptions import TaskCancelledError
 from starlette.requests import ClientDisconnect
 
 from mlops_ray.config import BatchingConfig
@@ -187,9 +188,10 @@ class ModelEndpoint:
         except ValidationError as error:
             status = 422
             return JSONResponse({"detail": error_details(error)}, status_code=422)
-        except ClientDisconnect:
+        except (ClientDisconnect, TaskCancelledError):
             # The caller hung up (a client timeout, mostly) while sending the body: not our error, and
             # nobody reads the answer. 499, as Serve's proxy logs it, instead of a 500 with a traceback.
+            # Serve's cancellation of such a request can also surface here as Ray's TaskCancelledError.
             status = 499
             return JSONResponse({"detail": "the client disconnected"}, status_code=499)
         except asyncio.CancelledError:
