@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 
 import mlflow
 import ray
+import ray.data
 import requests
+from ray.data.context import ShuffleStrategy
 
 from mlops_ray import settings
 from mlops_ray.config import RayConfig, TrackingConfig
@@ -70,9 +72,6 @@ def configure_ray_data() -> None:
     tasks: profiling 600 rows took 3.8 s instead of 17.4 s, 1M rows 3.9 s instead of 18.3 s
     (2 CPUs). ``$RAY_DATA_DEFAULT_SHUFFLE_STRATEGY``, when set, still wins.
     """
-    import ray.data  # here, not at the top: a Serve replica imports this module and never builds a dataset
-    from ray.data.context import ShuffleStrategy
-
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     if "RAY_DATA_DEFAULT_SHUFFLE_STRATEGY" not in os.environ:

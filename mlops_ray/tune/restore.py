@@ -57,10 +57,10 @@ def _forget_deleted(trial: Trial) -> bool:
     named = list(manager.best_checkpoint_results)
     if manager.latest_checkpoint_result is not None:
         named.append(manager.latest_checkpoint_result)
-    if all(_exists(result.checkpoint) for result in named):
+    existing = {result.checkpoint.path: result for result in named if _exists(result.checkpoint)}
+    if len(existing) == len({result.checkpoint.path for result in named}):
         return False
     rebuilt = _CheckpointManager(manager.checkpoint_config)
-    existing = {result.checkpoint.path: result for result in named if _exists(result.checkpoint)}
     for result in sorted(existing.values(), key=lambda r: r.metrics.get("epoch", 0)):
         rebuilt.register_checkpoint(result)  # the newest, registered last, becomes the one to resume from
     trial.run_metadata.checkpoint_manager = rebuilt

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
-from ray.tune import Tuner
+from ray.tune import Result, Tuner
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.stopper import Stopper
@@ -21,6 +21,14 @@ from mlops_ray.tune.config import Dimension, TuneConfig
 
 # Fields PBT may change while a trial runs: they do not change the network's shape, so weights carry over.
 PBT_MUTABLE_MODEL_FIELDS = frozenset({"model.dropout"})
+
+
+TRIAL_DIR_PREFIX = "trial-"  # a trial's directory is this and its id (``make_tuner``'s trial_dirname_creator)
+
+
+def trial_id_of(result: Result) -> str:
+    """The id of the trial a Tune result belongs to, read from its directory's name."""
+    return Path(result.path).name.removeprefix(TRIAL_DIR_PREFIX)
 
 
 def param_space(settings: TuneConfig) -> dict[str, Any]:
@@ -97,7 +105,7 @@ def make_tuner(
             max_concurrent_trials=settings.max_concurrent_trials if settings.searcher == "optuna" else None,
             time_budget_s=settings.time_budget_s,
             reuse_actors=True,
-            trial_dirname_creator=lambda trial: f"trial-{trial.trial_id}",
+            trial_dirname_creator=lambda trial: f"{TRIAL_DIR_PREFIX}{trial.trial_id}",
         ),
         run_config=tune.RunConfig(
             name=path.name,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure  # the object API needs no display backend (servers, CI)
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_ray.tune.config import TuneConfig
+from mlops_ray.tune.strategies import trial_id_of
 
 
 @dataclass
@@ -58,7 +58,7 @@ def summarize(
     for result in results:
         if result.config is None:  # created by the searcher, never started (a budget or Ctrl-C came first)
             continue
-        trial_id = Path(result.path).name.removeprefix("trial-")
+        trial_id = trial_id_of(result)
         run_id = runs.get(trial_id)
         curve = history(run_id) if run_id else []
         best = (min if mode == "min" else max)(curve, key=lambda p: p[1]) if curve else None

@@ -317,7 +317,7 @@ def _trained(
     results: ResultGrid, best: summary.TrialSummary, settings: TuneConfig, config: Config, data: PreparedData
 ) -> TrainResult:
     """The best trial's best kept checkpoint, as the training stage would have returned it."""
-    result = next(r for r in results if Path(r.path).name == f"trial-{best.trial_id}")
+    result = next(r for r in results if strategies.trial_id_of(r) == best.trial_id)
     candidates = [(Path(c.path), m) for c, m in result.best_checkpoints]  # one-worker trials checkpoint via Tune
     if not candidates and result.metrics_dataframe is not None:
         # A trial stopped on the very report that carried its checkpoint (tune.stop_at) has it on disk but not

@@ -30,7 +30,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -41,6 +40,7 @@ from rich.console import Console
 
 from mlops_ray.train.loop import TIMING_METRICS
 from mlops_ray.training import MODEL_TAG, STAGE_TAG
+from mlops_ray.tune.strategies import trial_id_of
 
 TRIAL_TAG = "mlops_ray.trial_id"
 STATUS_TAG = "mlops_ray.trial_status"
@@ -171,7 +171,7 @@ class MlflowTrialLogger(Callback):
         """
         known = set()
         for result in results:
-            trial_id = Path(result.path).name.removeprefix("trial-")
+            trial_id = trial_id_of(result)
             known.add(trial_id)
             frame = result.metrics_dataframe
             if trial_id not in self.runs or trial_id in self.ended or frame is None or "epoch" not in frame:

@@ -9,11 +9,15 @@ check is the serving path, not model quality.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
+import ray
+import requests
 import torch
 
 from mlops_ray.config import Config, load_config
@@ -96,3 +100,18 @@ def register_version(
 
 def prepare(config: Config) -> PreparedData:
     return prepare_data(config.data)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def metrics_text() -> str:
+    """What Prometheus would scrape from this node: Ray's and the endpoints' metrics."""
+    port = ray.nodes()[0]["MetricsExportPort"]
+    return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

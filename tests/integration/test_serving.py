@@ -34,7 +34,14 @@ from mlops_ray.config import Config
 from mlops_ray.serve import deploy_model
 from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app, running_replicas, serve_config_document
 from tests.conftest import free_port
-from tests.integration.serving_models import MODEL_NAME, prepare, register_version, serving_config
+from tests.integration.serving_models import (
+    MODEL_NAME,
+    metrics_text,
+    prepare,
+    register_version,
+    serving_config,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 MAX_ROWS = 50
@@ -230,11 +237,10 @@ def test_captured_requests_land_in_parquet_by_date_and_version(served: Served) -
 def test_prometheus_metrics_per_model_version(served: Served) -> None:
     served.post({"records": [GOOD]})
     served.post({"records": []})
-    port = ray.nodes()[0]["MetricsExportPort"]
     deadline = time.monotonic() + 40
     text = ""
     while time.monotonic() < deadline:
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        text = metrics_text()
         if "ray_mlops_ray_request_errors_total{" in text and "ray_mlops_ray_request_latency_ms_bucket{" in text:
             break
         time.sleep(2)
@@ -276,15 +282,6 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=60)
-
-
-def wait_for(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def test_replicas_rise_under_load_and_return_after(served: Served) -> None:

@@ -41,9 +41,17 @@ from ray.serve.schema import ServeInstanceDetails
 
 from mlops_ray.config import Config
 from mlops_ray.serve import deploy_model
-from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint
+from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, running_replicas
 from tests.conftest import free_port
-from tests.integration.serving_models import MODEL_NAME, listing_rows, prepare, register_version, serving_config
+from tests.integration.serving_models import (
+    MODEL_NAME,
+    listing_rows,
+    metrics_text,
+    prepare,
+    register_version,
+    serving_config,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -53,6 +61,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 REPLICAS = 6
 LOAD_S = 60.0
 KILL_EVERY_S = 5.0
+TICKS = int(LOAD_S / KILL_EVERY_S)  # one kill per tick
 CLIENT_THREADS = 4
 MIN_SUCCESS = 0.99
 RECOVERY_BOUND_S = 60.0
@@ -127,7 +136,6 @@ def process_gone(pid: int) -> bool:
 
 @dataclass
 class Outcome:
-    at: float
     latency_s: float
     failure: str | None  # None: a correct answer in the end; else what went wrong
     first_failure: str | None  # what went wrong with the first attempt, before the client's retry
@@ -180,7 +188,7 @@ class Load:
                 if first.startswith("HTTP 503"):
                     time.sleep(0.2)  # backpressure: wait a little first
                 failure, _ = self.attempt(session, picked)
-            self.outcomes.append(Outcome(started, time.monotonic() - started, failure, first))
+            self.outcomes.append(Outcome(time.monotonic() - started, failure, first))
 
 
 @dataclass
@@ -229,8 +237,7 @@ class Watch:
 
     def run(self) -> None:
         while not self.stop.wait(0.5):
-            deployment = serve.status().applications[self.app].deployments[DEPLOYMENT_NAME]
-            self.samples.append((time.monotonic(), deployment.replica_states.get("RUNNING", 0)))
+            self.samples.append((time.monotonic(), running_replicas(self.app)))
 
     def seconds_without_a_replica(self) -> float:
         pairs = itertools.pairwise(self.samples)
@@ -252,12 +259,10 @@ def whole_again(chaos: Chaos) -> bool:
 
 def counted_with_status(app: str, status: int) -> float:
     """``mlops_ray_requests_total`` for this application and HTTP status, summed over versions and replicas."""
-    port = ray.nodes()[0]["MetricsExportPort"]
-    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     pattern = re.compile(r"^ray_mlops_ray_requests_total\{([^}]*)\} (\S+)$", re.MULTILINE)
     return sum(
         float(value)
-        for labels, value in pattern.findall(text)
+        for labels, value in pattern.findall(metrics_text())
         if f'application="{app}"' in labels and f'status="{status}"' in labels
     )
 
@@ -279,18 +284,13 @@ def test_a_client_that_gives_up_mid_request_is_counted_499(chaos: Chaos) -> None
             time.sleep(2)  # the proxy hands the request to a replica, which waits for the rest of the body
         time.sleep(3)  # Ray exports metrics every few seconds
     assert counted_with_status(app, 500) == 0, "a client that hung up was counted as a server error"
-    deadline = time.monotonic() + 60
-    while not whole_again(chaos):
-        assert time.monotonic() < deadline, serve.status().applications[app]
-        time.sleep(1)
+    wait_for(lambda: whole_again(chaos), 60, "the application to be whole again")
 
 
 def test_killing_a_replica_every_5_s_under_load(chaos: Chaos) -> None:
     app = chaos.config.serve.app_name
-    deadline = time.monotonic() + 180  # every replica up before the clock starts (they start together, slowly)
-    while not whole_again(chaos):
-        assert time.monotonic() < deadline, serve.status().applications[app]
-        time.sleep(1)
+    # every replica up before the clock starts (they start together, slowly)
+    wait_for(lambda: whole_again(chaos), 180, "every replica to run")
     load, watch = Load(chaos), Watch(app)
     clients = [threading.Thread(target=load.run, args=(seed,), daemon=True) for seed in range(CLIENT_THREADS)]
     watcher = threading.Thread(target=watch.run, daemon=True)
@@ -300,7 +300,7 @@ def test_killing_a_replica_every_5_s_under_load(chaos: Chaos) -> None:
     for thread in [watcher, *clients]:
         thread.start()
     try:
-        for tick in range(int(LOAD_S / KILL_EVERY_S)):
+        for tick in range(TICKS):
             # kills at 2.5, 7.5, ... 57.5 s: twelve in the 60 s, the last one inside the load window
             due = started + KILL_EVERY_S * (tick + 0.5)
             time.sleep(max(0.0, due - time.monotonic()))
@@ -342,9 +342,8 @@ def test_killing_a_replica_every_5_s_under_load(chaos: Chaos) -> None:
     for failure, count in first_failures.most_common():
         print(f"[chaos]   first attempt: {count} x {failure}")
 
-    ticks = int(LOAD_S / KILL_EVERY_S)
-    assert len(kills) >= ticks - 1, (
-        f"only {len(kills)} of {ticks} kills: at the others no replica was RUNNING "
+    assert len(kills) >= TICKS - 1, (
+        f"only {len(kills)} of {TICKS} kills: at the others no replica was RUNNING "
         f"(replacements start slower than one per {KILL_EVERY_S:.0f} s on this machine)"
     )
     assert len({k.replica_id for k in kills}) == len(kills), "a replica was counted as killed twice"
