@@ -81,9 +81,9 @@ from ray.tune.experiment import Trial
 from rich.console import Console
 
 from mlops_ray.config import Config, validate_config
+from mlops_ray.config.tune import TuneConfig
 from mlops_ray.data import PreparedData, prepare_data
 from mlops_ray.runtime import WORKER_ENV_DEFAULTS, configure_ray_data, connect_tracking, quiet_library_logs
-from mlops_ray.tune.config import TuneConfig
 from mlops_ray.tune.strategies import make_tuner
 from mlops_ray.tune.tracking import MlflowTrialLogger
 from mlops_ray.tune.trial import make_trainable

@@ -49,7 +49,7 @@ from data_preprocessing import PeakMemory, machine
 from rich.console import Console
 from rich.table import Table
 
-from mlops_ray.monitor.config import DriftThresholds
+from mlops_ray.config.monitor import DriftThresholds
 from mlops_ray.monitor.stats import (
     CurrentCounts,
     Reference,

@@ -10,7 +10,7 @@ where batching pays (goal: >= 1.5x at concurrency 32).
 
 The model: the quickstart config (``configs/quickstart.yaml``: scikit-learn's breast
 cancer data, 30 numeric features, the 2-layer MLP), really trained by
-``mlops_ray.training.train_and_log`` into a temp SQLite MLflow store with one Ray
+``mlops_ray.train.training_run.train_and_log`` into a temp SQLite MLflow store with one Ray
 Train worker and ``--epochs`` epochs (3 by default: latency does not depend on how
 well it learned; ~20 s), then registered by ``register_model`` as ``@champion``, as
 ``mlops-ray run`` does (without the gate). Both sides serve that one version.
@@ -433,7 +433,7 @@ def train_and_register(config: Any) -> tuple[str, Any, dict[str, float], float]:
     from mlops_ray.registry.model_store import register_model
     from mlops_ray.reporting import StageReporter
     from mlops_ray.runtime import connect_tracking
-    from mlops_ray.training import train_and_log
+    from mlops_ray.train.training_run import train_and_log
 
     start = time.perf_counter()
     connect_tracking(config.tracking)

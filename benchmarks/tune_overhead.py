@@ -71,8 +71,8 @@ from ray.tune import ResultGrid, Tuner
 from ray.tune.experiment import Trial
 from rich.console import Console
 
+from mlops_ray.config.tune import Dimension, TuneConfig
 from mlops_ray.runtime import quiet_library_logs
-from mlops_ray.tune.config import Dimension, TuneConfig
 from mlops_ray.tune.strategies import make_tuner
 from mlops_ray.tune.tracking import MlflowTrialLogger
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from mlops_ray import settings
 from mlops_ray.config import Config, dump_config, load_config
 from mlops_ray.errors import ConfigError, MlopsError
+from mlops_ray.reporting import StageReporter
 
 app = typer.Typer(help="Train, register and serve models on Ray, tracked in MLflow.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
@@ -68,6 +69,25 @@ def _load(path: Path, overrides: list[str] | None) -> Config:
     return load_config(path, overrides or ())
 
 
+def _stage_command(config: Path, overrides: list[str] | None) -> tuple[Config, StageReporter]:
+    """The preamble of every command that runs a stage: the config first, then quiet libraries and a reporter.
+
+    Call it before importing the stage: that import pulls in Ray, torch and MLflow (about
+    ten seconds on two cores), and a bad config, typed or submitted as a Ray job, should
+    be reported in under a second.
+    """
+    resolved = _guard(lambda: _load(config, overrides))
+    return resolved, _reporter()
+
+
+def _reporter() -> StageReporter:
+    """Stage lines on this console, with the libraries' own chatter turned down."""
+    from mlops_ray.runtime import quiet_library_logs
+
+    quiet_library_logs()
+    return StageReporter(console)
+
+
 @config_app.command("show")
 def config_show(config: ConfigPath, set_: Overrides = None) -> None:
     """Print the resolved config: the file, the overrides and every default."""
@@ -81,11 +101,9 @@ def config_show(config: ConfigPath, set_: Overrides = None) -> None:
 @data_app.command("fingerprint")
 def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
     """Content digest of the source: same rows in any files or order give the same digest."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.data.inspection import fingerprint_source
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, _ = _stage_command(config, set_)
+    from mlops_ray.data.stage import fingerprint_source
 
-    quiet_library_logs()
     uri, result = _guard(lambda: fingerprint_source(resolved))
     table = Table(title=f"fingerprint of {uri}", show_header=False, title_justify="left")
     table.add_row("digest", result.digest)
@@ -97,11 +115,9 @@ def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
 @data_app.command("profile")
 def data_profile(config: ConfigPath, set_: Overrides = None) -> None:
     """Per-column counts, nulls, min/max/mean and most frequent categories."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.data.inspection import profile_source
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, _ = _stage_command(config, set_)
+    from mlops_ray.data.stage import profile_source
 
-    quiet_library_logs()
     uri, result = _guard(lambda: profile_source(resolved))
     table = Table(title=f"profile of {uri}: {result.rows} rows", title_justify="left")
     for heading in ("column", "kind", "non-null", "nulls", "min", "max", "mean", "top values"):
@@ -122,12 +138,10 @@ def data_infer_schema(
     set_: Overrides = None,
 ) -> None:
     """Write the source's schema (types, nullability, ranges, categories, roles) for review and reuse."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.data.inspection import infer_source_schema
+    resolved, _ = _stage_command(config, set_)
     from mlops_ray.data.schema import save_schema
-    from mlops_ray.runtime import quiet_library_logs
+    from mlops_ray.data.stage import infer_source_schema
 
-    quiet_library_logs()
     if output.exists() and not force:
         _guard(lambda: _raise(ConfigError("already exists; pass --force to overwrite it", where=str(output))))
     uri, schema = _guard(lambda: infer_source_schema(resolved))
@@ -151,11 +165,9 @@ def data_validate(
     set_: Overrides = None,
 ) -> None:
     """Check every row against data.schema_file; exit 1 if any row breaks it."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.data.inspection import validate_source
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, _ = _stage_command(config, set_)
+    from mlops_ray.data.stage import validate_source
 
-    quiet_library_logs()
     result = _guard(lambda: validate_source(resolved, quarantine))
     report = result.report
     if report.ok:
@@ -189,13 +201,10 @@ def train(
     ] = False,
 ) -> None:
     """Train one model: data -> Ray Train -> packaged model and test metrics in an MLflow run; --register: a version."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
-    from mlops_ray.training import run_training
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.train.stage import run_training
 
-    quiet_library_logs()
-    _guard(lambda: run_training(resolved, StageReporter(console), resume=resume, register=register))
+    _guard(lambda: run_training(resolved, reporter, resume=resume, register=register))
 
 
 @app.command()
@@ -208,13 +217,10 @@ def tune(
     ] = False,
 ) -> None:
     """Sweep hyperparameters with Ray Tune; register the best trial's model as @challenger."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
-    from mlops_ray.tune.sweep import run_tuning
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.tune.stage import run_tuning
 
-    quiet_library_logs()
-    _guard(lambda: run_tuning(resolved, StageReporter(console), resume=resume))
+    _guard(lambda: run_tuning(resolved, reporter, resume=resume))
 
 
 @app.command()
@@ -224,13 +230,10 @@ def run(
     serve: Annotated[bool, typer.Option("--serve", help="Keep the endpoint up until Ctrl-C.")] = False,
 ) -> None:
     """Run the whole chain: data -> train (or sweep) -> register -> gate -> promote -> serve @champion -> predict."""
-    resolved = _guard(lambda: _load(config, set_))
+    resolved, reporter = _stage_command(config, set_)
     from mlops_ray import pipeline
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
 
-    quiet_library_logs()
-    _guard(lambda: pipeline.run(resolved, StageReporter(console), keep_serving=serve))
+    _guard(lambda: pipeline.run(resolved, reporter, keep_serving=serve))
 
 
 ModelRefOption = Annotated[
@@ -249,13 +252,10 @@ def evaluate(
     set_: Overrides = None,
 ) -> None:
     """Score a registered version on the test split: metrics, slices (worst flagged), plots in an MLflow run."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.evaluation import run_evaluation
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.evaluate.stage import run_evaluation
 
-    quiet_library_logs()
-    _guard(lambda: run_evaluation(resolved, StageReporter(console), model))
+    _guard(lambda: run_evaluation(resolved, reporter, model))
 
 
 @app.command()
@@ -268,18 +268,15 @@ def promote(
     set_: Overrides = None,
 ) -> None:
     """Run the promotion gate on a challenger; move @champion only on PROMOTE or FIRST_MODEL. Exit 3 on REJECT."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.promotion import run_promotion, run_rollback
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.promote.stage import run_promotion, run_rollback
 
-    quiet_library_logs()
     if rollback:
         if model is not None:
             _guard(lambda: _raise(ConfigError("--rollback takes no --model: it restores the previous champion")))
-        _guard(lambda: run_rollback(resolved, StageReporter(console)))
+        _guard(lambda: run_rollback(resolved, reporter))
         return
-    outcome = _guard(lambda: run_promotion(resolved, StageReporter(console), model))
+    outcome = _guard(lambda: run_promotion(resolved, reporter, model))
     if outcome.decision is not None and not outcome.decision.promotes:
         raise typer.Exit(3)
 
@@ -291,13 +288,10 @@ def test_model(
     set_: Overrides = None,
 ) -> None:
     """Run the config's behavioural tests (model_tests) and data contract on a version. Exit 3 if one fails."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.model_testing import run_model_tests
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.modeltests.stage import run_model_tests
 
-    quiet_library_logs()
-    outcome = _guard(lambda: run_model_tests(resolved, StageReporter(console), model))
+    outcome = _guard(lambda: run_model_tests(resolved, reporter, model))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -320,14 +314,11 @@ def report(
     """Compare a version with another (default @champion): metrics and slices with intervals, tests, lineage."""
     if fmt not in ("markdown", "html"):
         _guard(lambda: _raise(ConfigError(f"'{fmt}' is not a format; use markdown or html", where="--format")))
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.comparison import run_report
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.compare.stage import run_report
 
-    quiet_library_logs()
     target = output or Path("model-report.md" if fmt == "markdown" else "model-report.html")
-    _guard(lambda: run_report(resolved, StageReporter(console), model, against, fmt, target))  # type: ignore[arg-type]
+    _guard(lambda: run_report(resolved, reporter, model, against, fmt, target))  # type: ignore[arg-type]
 
 
 @app.command()
@@ -353,9 +344,7 @@ def serve(
 
     `serve build` writes the same endpoint as a Serve config for `serve deploy` or a KubeRay RayService.
     """
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
-    from mlops_ray.serving import build_serve_file, run_serving
+    from mlops_ray.serve.stage import build_serve_file, run_serving
 
     if target == "build":
         if build_config is None or output is None:
@@ -368,9 +357,8 @@ def serve(
         return
     if build_config is not None or output is not None:
         _guard(lambda: _raise(ConfigError("-o and a second CONFIG go with `serve build` only", where="serve")))
-    quiet_library_logs()
-    resolved = _guard(lambda: _load(Path(target), set_))
-    _guard(lambda: run_serving(resolved, StageReporter(console), model, canary, detach))
+    resolved, reporter = _stage_command(Path(target), set_)
+    _guard(lambda: run_serving(resolved, reporter, model, canary, detach))
 
 
 def _timestamp(value: str | None, option: str) -> datetime | None:
@@ -398,16 +386,13 @@ def monitor(
     set_: Overrides = None,
 ) -> None:
     """Compare captured traffic with the model's training data. Exit 0 no drift, 3 drift, 4 too little traffic."""
-    resolved = _guard(lambda: _load(config, set_))
-    from mlops_ray.monitoring import run_monitor
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.runtime import quiet_library_logs
+    resolved, reporter = _stage_command(config, set_)
+    from mlops_ray.monitor.stage import run_monitor
 
-    quiet_library_logs()
     start, end = _guard(lambda: (_timestamp(since, "--since"), _timestamp(until, "--until")))
     if start and end and start >= end:
         _guard(lambda: _raise(ConfigError(f"--since {since} is not before --until {until}", where="--since")))
-    outcome = _guard(lambda: run_monitor(resolved, StageReporter(console), str(config), set_ or [], model, start, end))
+    outcome = _guard(lambda: run_monitor(resolved, reporter, str(config), set_ or [], model, start, end))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -457,13 +442,11 @@ def reproduce(
     set_: Overrides = None,
 ) -> None:
     """Verify the data fingerprint, train again from the run's recorded config, compare metrics. Exit 1 if off."""
-    from mlops_ray.reporting import StageReporter
-    from mlops_ray.reproduce import run_reproduce
-    from mlops_ray.runtime import quiet_library_logs
+    reporter = _reporter()
+    from mlops_ray.train.reproduce import run_reproduce
 
-    quiet_library_logs()
     uri = settings.tracking_uri(tracking_uri)
-    result = _guard(lambda: run_reproduce(run_id, StageReporter(console), uri, tuple(set_ or ()), tolerance))
+    result = _guard(lambda: run_reproduce(run_id, reporter, uri, tuple(set_ or ()), tolerance))
     if not result.matches:
         raise typer.Exit(1)
 

@@ -69,3 +69,28 @@ class TrainingError(MlopsError):
     """Training stopped: a worker kept failing past ``train.max_failures``, or nothing can be resumed."""
 
     kind = "training error"
+
+
+class PromotionError(MlopsError):
+    """Nothing to promote, or nothing to roll back to."""
+
+    kind = "promotion error"
+
+
+class ReproduceError(MlopsError):
+    """The run cannot be reproduced: unknown, without a recorded config, or on changed data."""
+
+    kind = "reproduce error"
+
+
+class SweepInterrupted(MlopsError):
+    """The sweep stopped before its trials ended; its state is saved for ``--resume``."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+
+class ArtifactIntegrityError(MlopsError):
+    """A registered version's stored files are not the ones that were registered."""
+
+    kind = "artifact integrity error"

@@ -15,13 +15,14 @@ from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import Config, dump_config
 from mlops_ray.data import PreparedData
-from mlops_ray.promotion import PromotionError, PromotionOutcome, gate_and_promote
+from mlops_ray.errors import PromotionError
+from mlops_ray.promote.stage import PromotionOutcome, gate_and_promote
 from mlops_ray.registry import RegisteredModel
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.serve import deploy_model, wait_for_stop_signal
 from mlops_ray.serve.contract import records_from_frame
-from mlops_ray.training import register_challenger, train_and_log
+from mlops_ray.train.training_run import register_challenger, train_and_log
 from mlops_ray.tune.sweep import sweep_and_register
 
 
@@ -99,7 +100,7 @@ def _stages(
             tracking_ui,
             dashboard,
         )
-        reporter.summary(result)
+        reporter.table("mlops-ray run", _summary_rows(result), after_total=_where_to_look(result))
         if keep_serving:
             reporter.console.print(f"Serving {model.uri} at {endpoint.url}/predict — press Ctrl-C to stop.")
             stopped_by = wait_for_stop_signal()
@@ -116,3 +117,22 @@ def _describe_answer(answer: dict, truth: object, data: PreparedData) -> str:
     label = answer["predicted_class"]
     true_name = data.class_names[int(data.target.encode(pd.Series([truth]))[0])]
     return f"{label} (p={answer['probabilities'][label]:.3f}; true: {true_name})"
+
+
+def _summary_rows(result: PipelineResult) -> dict[str, str]:
+    rows = {
+        "MLflow run": result.run_id,
+        "new model": f"{result.challenger.name} version {result.challenger.version}",
+        # the new model's metrics, whether or not it is served
+        **{f"  {name}": f"{value:.4f}" for name, value in result.test_metrics.items()},
+    }
+    decision = result.promotion.decision
+    rows["gate"] = decision.summary() if decision else "already the champion"
+    rows["served"] = f"{result.model.name} version {result.model.version} @{result.model.alias}"
+    rows["endpoint"] = f"{result.endpoint_url}/predict"
+    rows["prediction"] = result.prediction_text
+    return rows
+
+
+def _where_to_look(result: PipelineResult) -> dict[str, str]:
+    return {"MLflow UI": result.tracking_ui, "Ray dashboard": result.ray_dashboard or "not started"}

@@ -1,1 +1,1 @@
-"""Comparing two registered versions: what changed in their inputs, and the report that shows it."""
+"""Comparing two registered versions (``mlops-ray report``): what changed between them, and the report."""

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 import pandas as pd
 import ray.data
 
+from mlops_ray.config import DataConfig
+from mlops_ray.data.read_errors import readable_source_errors
+from mlops_ray.data.sources import load_source
+
 HASH_KEYS = ("mlops-ray-fp-k01", "mlops-ray-fp-k02")  # pandas wants 16-byte keys
 MODULUS = 2**64
 # 128 bits, as strong as the two 64-bit sums underneath, and within MLflow's 36-character limit
@@ -40,6 +44,13 @@ def fingerprint(dataset: ray.data.Dataset) -> Fingerprint:
         sums = [(total + int(partial[f"h{i}"])) % MODULUS for i, total in enumerate(sums)]
     payload = json.dumps({"columns": columns, "rows": rows, "sums": sums})
     return Fingerprint(hashlib.sha256(payload.encode()).hexdigest()[:DIGEST_CHARS], rows, columns)
+
+
+def fingerprint_of_source(data: DataConfig) -> tuple[str, Fingerprint]:
+    """The source's URI and its digest; Ray must be up. A file that cannot be read is one ``DataError``."""
+    with readable_source_errors(data.source):
+        source = load_source(data)
+        return source.uri, fingerprint(source.dataset)
 
 
 def _batch_sums(batch: pd.DataFrame) -> pd.DataFrame:

@@ -16,19 +16,20 @@ import pandas as pd
 import ray.data
 from ray.data.aggregate import Mean, Std
 
-from mlops_ray.config import DataConfig
+from mlops_ray.config import Config, DataConfig
 from mlops_ray.data.fingerprint import Fingerprint, fingerprint
 from mlops_ray.data.labels import decide_task, summarize_label
 from mlops_ray.data.preprocessing import Preprocessing
 from mlops_ray.data.profile import DatasetProfile, is_categorical, is_numeric, profile
 from mlops_ray.data.read_errors import readable_source_errors
+from mlops_ray.data.reference import sample_reference
 from mlops_ray.data.schema import DataSchema, load_schema
 from mlops_ray.data.sources import load_source
 from mlops_ray.data.splits import resolve_method, split_dataset
 from mlops_ray.data.target import Target
 from mlops_ray.data.validation import ValidationReport, raise_for_violations, validate
 from mlops_ray.errors import ConfigError, DataError
-from mlops_ray.monitor.reference import sample_reference
+from mlops_ray.reporting import StageReporter
 
 
 @dataclass(frozen=True)
@@ -236,3 +237,17 @@ class _TensorColumns:
 
     def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
         return {"x": self.preprocessing.transform(batch), "y": self.target.encode(batch[self.target.column])}
+
+
+def prepare_stage(config: Config, reporter: StageReporter) -> PreparedData:
+    """The data stage of every command that trains: read, validate, split, fit preprocessing; warn."""
+    with reporter.stage("data", f"reading {config.data.source}, splitting, fitting preprocessing") as stage:
+        data = prepare_data(config.data)
+        counts = ", ".join(f"{k} {v}" for k, v in data.row_counts.items())
+        stage.detail = (
+            f"{data.task}, {data.fingerprint.rows} rows -> {counts} ({data.split_method} split); "
+            f"fingerprint {data.fingerprint.digest[:12]}"
+        )
+    for warning in data.warnings:
+        reporter.warn(warning)
+    return data

@@ -1,1 +1,1 @@
-"""Behavioural model tests: the ``model_tests`` section and the checks it declares."""
+"""Behavioural model tests: the checks the ``model_tests`` section declares, their results, ``mlops-ray test-model``."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_ray.config.model_tests import DirectionalCase, InvarianceCase, MinimumFunctionalityCase, ModelTestsConfig
 from mlops_ray.errors import ConfigError
-from mlops_ray.modeltests.config import DirectionalCase, InvarianceCase, MinimumFunctionalityCase, ModelTestsConfig
 from mlops_ray.registry.packaged_model import PackagedModel
 
 EXAMPLES = 3

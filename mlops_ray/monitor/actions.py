@@ -18,8 +18,8 @@ from typing import Any
 import requests
 import yaml
 
+from mlops_ray.config.monitor import MonitorConfig
 from mlops_ray.errors import ConfigError, ServiceUnavailableError
-from mlops_ray.monitor.config import MonitorConfig
 
 WEBHOOK_ENV = "MLOPS_RAY_ALERT_WEBHOOK"
 RUNTIME_ENV_FILE = Path("jobs") / "runtime_env.yaml"

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlops_ray.monitor.config import DriftThresholds
+from mlops_ray.config.monitor import DriftThresholds
 
 EPSILON = 1e-4  # floor of a bin's share in PSI: an empty bin would make the logarithm infinite
 UNKNOWN = "(unseen in training)"

@@ -24,20 +24,13 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.store.artifact.models_artifact_repo import REGISTERED_MODEL_META_FILE_NAME
 from mlflow.tracking import MlflowClient
 
-from mlops_ray.errors import MlopsError
+from mlops_ray.errors import ArtifactIntegrityError
 from mlops_ray.registry.refs import ModelRef, resolve_model_ref
+from mlops_ray.tags import DIGEST_TAG, FILES_TAG
 
-DIGEST_TAG = "artifacts.sha256"  # one digest over every file: what `mlops-ray` prints and compares first
-FILES_TAG = "artifacts.files"  # {relative path: sha256}, to name the file that changed
 MAX_TAG_CHARS = 5000  # MLflow's limit on a model version tag's value
 
 _REGISTERED_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
-
-
-class ArtifactIntegrityError(MlopsError):
-    """A registered version's stored files are not the ones that were registered."""
-
-    kind = "artifact integrity error"
 
 
 def file_digests(directory: Path) -> dict[str, str]:

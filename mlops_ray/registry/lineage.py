@@ -25,33 +25,44 @@ from mlflow.types import ColSpec, Schema
 from mlops_ray.data import PreparedData
 from mlops_ray.data.schema import column_type
 from mlops_ray.settings import RAY_JOB_MARKER
+from mlops_ray.tags import (
+    CONFIG_DIGEST_TAG,
+    FINGERPRINT_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    PACKAGE_VERSION_SUFFIX,
+    PROFILE_ARTIFACT,
+    PYTHON_VERSION_TAG,
+    RAY_JOB_TAG,
+    SCHEMA_DIGEST_TAG,
+    SOURCE_TAG,
+)
 
-FINGERPRINT_TAG = "data.fingerprint"  # on versions and on training and sweep runs
 PACKAGES = ("mlops-ray", "ray", "mlflow", "torch", "scikit-learn", "pyarrow")  # "<name>.version" tags
 
 
 def version_tags(data: PreparedData, config_text: str) -> dict[str, str]:
     """Tags every registered version carries: which data, schema, config, code and packages, and which job."""
     return {
-        "data.source": data.source_uri,
+        SOURCE_TAG: data.source_uri,
         FINGERPRINT_TAG: data.fingerprint.digest,
-        **({"data.schema_sha256": data.contract.digest()} if data.contract else {}),
-        "config.sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        **({SCHEMA_DIGEST_TAG: data.contract.digest()} if data.contract else {}),
+        CONFIG_DIGEST_TAG: hashlib.sha256(config_text.encode()).hexdigest(),
         **provenance_tags(),
     }
 
 
 def provenance_tags() -> dict[str, str]:
     """Code and environment facts: package versions, the git commit (when in a repository), the Ray job."""
-    tags = {f"{package}.version": _installed(package) for package in PACKAGES}
-    tags["python.version"] = platform.python_version()
+    tags = {f"{package}{PACKAGE_VERSION_SUFFIX}": _installed(package) for package in PACKAGES}
+    tags[PYTHON_VERSION_TAG] = platform.python_version()
     commit = _git("rev-parse", "HEAD")
     if commit:
-        tags["git.commit"] = commit
-        tags["git.dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower()
+        tags[GIT_COMMIT_TAG] = commit
+        tags[GIT_DIRTY_TAG] = str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower()
     submission = ray_job_submission_id()
     if submission:
-        tags["ray.job_submission_id"] = submission
+        tags[RAY_JOB_TAG] = submission
     return tags
 
 
@@ -108,7 +119,7 @@ def log_dataset_input(data: PreparedData) -> None:
     )
     tags = {"rows": str(data.fingerprint.rows), **{f"rows.{k}": str(v) for k, v in data.row_counts.items()}}
     mlflow.log_input(dataset, context="training", tags=tags)
-    mlflow.log_text(json.dumps(data.profile.to_dict(), indent=2), "data/profile.json")
+    mlflow.log_text(json.dumps(data.profile.to_dict(), indent=2), PROFILE_ARTIFACT)
 
 
 def _source(uri: str) -> DatasetSource:

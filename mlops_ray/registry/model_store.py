@@ -20,11 +20,11 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.data import PreparedData
-from mlops_ray.monitor.reference import log_reference
+from mlops_ray.data.reference import log_reference
+from mlops_ray.models.record import TrainResult
 from mlops_ray.registry import pyfunc_entry
 from mlops_ray.registry.integrity import digest_tags
 from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedModel, write_bundle
-from mlops_ray.train import TrainResult
 
 REQUIREMENTS = ("mlops-ray", "mlflow", "torch", "pandas", "numpy")
 

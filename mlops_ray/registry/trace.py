@@ -15,10 +15,27 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.errors import ModelRefError
-from mlops_ray.registry.lineage import FINGERPRINT_TAG
 from mlops_ray.registry.refs import resolve_model_ref
+from mlops_ray.tags import (
+    AGAINST_CHAMPION_TAG,
+    CONFIG_DIGEST_TAG,
+    DECIDED_AT_TAG,
+    FINGERPRINT_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    PACKAGE_VERSION_SUFFIX,
+    PROMOTION_RUN_TAG,
+    RAY_JOB_TAG,
+    SCHEMA_DIGEST_TAG,
+    SOURCE_TAG,
+    STAGE_TAG,
+    SWEEP_PARENT_TAG,
+    SWEEP_TRIAL_RUN_TAG,
+    SWEEP_TRIAL_TAG,
+    VERDICT_TAG,
+)
 
-CODE_TAGS = ("git.commit", "git.dirty", "config.sha256", "ray.job_submission_id")
+CODE_TAGS = (GIT_COMMIT_TAG, GIT_DIRTY_TAG, CONFIG_DIGEST_TAG, RAY_JOB_TAG)
 
 
 @dataclass(frozen=True)
@@ -39,35 +56,35 @@ def trace_version(model_ref: str, client: MlflowClient | None = None) -> list[Li
         Link(
             "data",
             tags.get(FINGERPRINT_TAG, "unknown"),
-            _present({"source": tags.get("data.source"), "schema sha256": tags.get("data.schema_sha256")}),
+            _present({"source": tags.get(SOURCE_TAG), "schema sha256": tags.get(SCHEMA_DIGEST_TAG)}),
         )
     ]
-    if sweep_id := tags.get("sweep.parent_run_id"):
+    if sweep_id := tags.get(SWEEP_PARENT_TAG):
         chain.append(Link("sweep", sweep_id, _run_facts(client, sweep_id)))
-        chain.append(Link("trial", tags.get("sweep.trial_id", "?"), {"run": tags.get("sweep.trial_run_id", "?")}))
+        chain.append(Link("trial", tags.get(SWEEP_TRIAL_TAG, "?"), {"run": tags.get(SWEEP_TRIAL_RUN_TAG, "?")}))
     if version.run_id:
         chain.append(Link("run", version.run_id, _run_facts(client, version.run_id, metrics=True)))
     created = datetime.fromtimestamp(version.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
     chain.append(Link("version", f"{version.name}/{version.version}", {"registered": created}))
     mine = _aliases_of(client.get_registered_model(version.name).aliases, version.version)
     chain.append(Link("aliases", ", ".join(f"@{a}" for a in mine) or "(none)", {}))
-    if verdict := tags.get("promotion.verdict"):
+    if verdict := tags.get(VERDICT_TAG):
         chain.append(
             Link(
                 "promotion",
                 verdict,
                 _present(
                     {
-                        "against champion version": tags.get("promotion.champion_version"),
-                        "run": tags.get("promotion.run_id"),
-                        "at": tags.get("promotion.decided_at"),
+                        "against champion version": tags.get(AGAINST_CHAMPION_TAG),
+                        "run": tags.get(PROMOTION_RUN_TAG),
+                        "at": tags.get(DECIDED_AT_TAG),
                     }
                 ),
             )
         )
     code = _present({k: tags.get(k) for k in CODE_TAGS})
-    code.update({k: v for k, v in sorted(tags.items()) if k.endswith(".version")})
-    chain.append(Link("code", tags.get("git.commit", "(not in a git repository)"), code))
+    code.update({k: v for k, v in sorted(tags.items()) if k.endswith(PACKAGE_VERSION_SUFFIX)})
+    chain.append(Link("code", tags.get(GIT_COMMIT_TAG, "(not in a git repository)"), code))
     return chain
 
 
@@ -110,7 +127,7 @@ def _run_facts(client: MlflowClient, run_id: str, metrics: bool = False) -> dict
         run = client.get_run(run_id)
     except MlflowException:
         return {"status": "deleted or not in this tracking store"}
-    facts = {"name": run.info.run_name or "", "status": run.info.status, "stage": run.data.tags.get("mlops_ray.stage")}
+    facts = {"name": run.info.run_name or "", "status": run.info.status, "stage": run.data.tags.get(STAGE_TAG)}
     if metrics:
         facts.update({k: f"{v:.4f}" for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")})
     return _present(facts)

@@ -21,9 +21,9 @@ from mlops_ray.registry.integrity import load_version
 from mlops_ray.registry.packaged_model import PackagedModel
 from mlops_ray.registry.refs import ModelRef, resolve_model_ref
 from mlops_ray.serve.contract import RequestContract, contract_for
+from mlops_ray.tags import SCHEMA_ARTIFACT, SCHEMA_DIGEST_TAG
 
-SCHEMA_ARTIFACT = "data/schema.json"  # where training logs the schema contract (training.py)
-LINEAGE_TAGS = ("data.source", "data.fingerprint", "data.schema_sha256", "config.sha256", "git.commit")
+LINEAGE_TAGS = ("data.source", "data.fingerprint", SCHEMA_DIGEST_TAG, "config.sha256", "git.commit")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ServedModel:
         if not isinstance(packaged, PackagedModel):
             raise TypeError(f"{version.name}/{version.version} is not an mlops-ray packaged model")
         run_id = version.run_id or ""
-        schema = logged_schema(client, run_id) if version.tags.get("data.schema_sha256") else None
+        schema = logged_schema(client, run_id) if version.tags.get(SCHEMA_DIGEST_TAG) else None
         contract = contract_for(packaged.preprocessing, schema, max_rows)
         lineage = {"run_id": run_id, **{k: version.tags[k] for k in LINEAGE_TAGS if k in version.tags}}
         return cls(version.name, str(version.version), ref.alias, packaged, contract, lineage)

@@ -1,5 +1,5 @@
-"""Training on Ray Train v2: the per-worker loop and the TorchTrainer that runs it."""
+"""Training on Ray Train v2: the per-worker loop, the TorchTrainer that runs it, and the ``train`` stage."""
 
-from mlops_ray.train.trainer import TrainResult, train_model
+from mlops_ray.train.trainer import train_model
 
-__all__ = ["TrainResult", "train_model"]
+__all__ = ["train_model"]

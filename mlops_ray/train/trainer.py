@@ -9,7 +9,6 @@ checkpoints, which is what ``mlops-ray train --resume`` relies on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +29,12 @@ from ray.train.torch import TorchTrainer
 from mlops_ray.config import Config, TrainConfig
 from mlops_ray.errors import ConfigError, TrainingError
 from mlops_ray.models import ModelSpec
+from mlops_ray.models.record import TrainResult
 from mlops_ray.train.loop import train_loop_per_worker
 from mlops_ray.train.state import WEIGHTS_FILE
 
 if TYPE_CHECKING:  # workers import this package to load the loop; the data layer (scikit-learn) costs them 0.8 s
     from mlops_ray.data import PreparedData
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    spec: ModelSpec
-    state_dict: dict[str, torch.Tensor]
-    best_metrics: dict[str, float]
-    checkpoint_path: str
-    epochs_run: int
-    final_metrics: dict[str, float]  # the last epoch's report, with timings (train_seconds, first_batch_unix, ...)
 
 
 def run_name(run_id: str) -> str:

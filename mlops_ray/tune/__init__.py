@@ -1,1 +1,1 @@
-"""Hyperparameter sweeps on Ray Tune; the entry point is ``mlops_ray.tune.sweep.run_sweep``."""
+"""Hyperparameter sweeps on Ray Tune: ``stage.py`` is ``mlops-ray tune``, ``sweep.py`` the sweep it runs."""

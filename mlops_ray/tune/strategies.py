@@ -17,7 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.stopper import Stopper
 
-from mlops_ray.tune.config import Dimension, TuneConfig
+from mlops_ray.config.tune import Dimension, TuneConfig
 
 # Fields PBT may change while a trial runs: they do not change the network's shape, so weights carry over.
 PBT_MUTABLE_MODEL_FIELDS = frozenset({"model.dropout"})

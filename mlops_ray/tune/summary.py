@@ -17,7 +17,7 @@ from ray.tune import ResultGrid
 from rich.console import Console
 from rich.table import Table
 
-from mlops_ray.tune.config import TuneConfig
+from mlops_ray.config.tune import TuneConfig
 from mlops_ray.tune.strategies import trial_id_of
 
 

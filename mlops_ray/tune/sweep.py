@@ -1,4 +1,6 @@
-"""``mlops-ray tune``: a Ray Tune sweep whose trials run the training loop, tracked as MLflow parent and children.
+"""A Ray Tune sweep whose trials run the training loop, tracked as MLflow parent and children.
+
+``mlops-ray tune`` runs it (``stage.py``), and so does ``mlops-ray run`` with a ``tune`` section.
 
 States of a sweep, as its MLflow parent run shows them: RUNNING while trials run;
 KILLED when interrupted (Ctrl-C), which ``--resume`` reopens; FINISHED once every
@@ -25,36 +27,37 @@ from pathlib import Path
 
 import mlflow
 import torch
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from ray.tune import ResultGrid, Tuner
 
-from mlops_ray.config import Config, dump_config
+from mlops_ray.config import Config, TuneConfig, dump_config
 from mlops_ray.data import PreparedData
-from mlops_ray.errors import ConfigError, DataError, MlopsError, TrainingError
+from mlops_ray.data.prepare import prepare_stage
+from mlops_ray.errors import ConfigError, DataError, SweepInterrupted, TrainingError
 from mlops_ray.evaluate import score_test_split
 from mlops_ray.models import ModelSpec
+from mlops_ray.models.record import TrainResult
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
-from mlops_ray.registry.lineage import FINGERPRINT_TAG, version_tags
+from mlops_ray.registry.lineage import version_tags
+from mlops_ray.registry.runs import flatten, log_run_inputs, unfinished_run
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connected
-from mlops_ray.train import TrainResult
+from mlops_ray.tags import (
+    FINGERPRINT_TAG,
+    SWEEP_BEST_RUN_TAG,
+    SWEEP_BEST_TRIAL_TAG,
+    SWEEP_PARENT_TAG,
+    SWEEP_PATH_TAG,
+    SWEEP_TRIAL_RUN_TAG,
+    SWEEP_TRIAL_TAG,
+    SWEEP_TRIALS_ARTIFACT,
+)
 from mlops_ray.train.state import WEIGHTS_FILE
 from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
-from mlops_ray.training import flatten, latest_run, log_run_inputs, prepare_stage
 from mlops_ray.tune import strategies, summary
-from mlops_ray.tune.config import TuneConfig
 from mlops_ray.tune.restore import ForgetDeletedCheckpoints
 from mlops_ray.tune.tracking import MlflowTrialLogger
 from mlops_ray.tune.trial import make_trainable, trial_config
-
-SWEEP_PATH_TAG = "mlops_ray.sweep_path"
-
-
-class SweepInterrupted(MlopsError):
-    """The sweep stopped before its trials ended; its state is saved for ``--resume``."""
-
-    exit_code = 130
-    kind = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -68,22 +71,6 @@ class SweepOutcome:
     data: PreparedData
     resumed: bool
     stop_reason: str  # all trials ended | time budget | target reached
-
-
-def run_tuning(config: Config, reporter: StageReporter, resume: bool = False) -> SweepOutcome:
-    """``mlops-ray tune``: connect, sweep, register the best trial; print the trial table and where things are."""
-    with connected(config, reporter) as (tracking, _):
-        outcome = sweep_and_register(config, reporter, tracking.uri, resume=resume)
-    rows = {
-        "MLflow sweep run": outcome.parent_run_id + (" (resumed)" if outcome.resumed else ""),
-        "trials": f"{len(outcome.trials)} ({outcome.stop_reason})",
-        "best trial": f"{outcome.best.number}: " + ", ".join(f"{k}={v}" for k, v in outcome.best.params.items()),
-        "model": f"{outcome.model.name} version {outcome.model.version} @{outcome.model.alias}",
-        **{name: f"{value:.4f}" for name, value in outcome.test_metrics.items()},
-        "MLflow UI": tracking.ui_hint,
-    }
-    reporter.table("mlops-ray tune", rows)
-    return outcome
 
 
 def sweep_and_register(
@@ -172,9 +159,9 @@ def sweep_and_register(
             mlflow.log_metrics(test_metrics)
             tags = {
                 **version_tags(data, config_text),
-                "sweep.parent_run_id": parent_id,
-                "sweep.trial_id": best.trial_id,
-                "sweep.trial_run_id": best.run_id or "",
+                SWEEP_PARENT_TAG: parent_id,
+                SWEEP_TRIAL_TAG: best.trial_id,
+                SWEEP_TRIAL_RUN_TAG: best.run_id or "",
             }
             model = register_model(model_uri, config.registry.model_name, challenger, tags)
             stage.detail = f"{model.name} version {model.version} @{challenger}; " + ", ".join(
@@ -184,28 +171,19 @@ def sweep_and_register(
     return SweepOutcome(parent_id, trials, best, model_uri, model, test_metrics, data, resumed, stop_reason)
 
 
-def find_resumable_sweep(config: Config) -> mlflow.entities.Run:
+def find_resumable_sweep(config: Config) -> Run:
     """The latest sweep of this model, if it did not finish and Tune's state for it is still on disk.
 
     KILLED (interrupted) and RUNNING (its driver was killed, or died) both qualify: nothing
     tells a dead driver from a live one elsewhere, so resuming a sweep that is still running
     is the user's call, as with any ``--resume``.
     """
-    run = latest_run(config, "tune")
-    where = f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
-    if run is None:
-        raise TrainingError("there is no sweep to resume", where=where, hint="Run without --resume.")
-    if run.info.status == "FINISHED":
-        raise TrainingError(
-            f"the latest sweep {run.info.run_id} finished; there is nothing to resume",
-            where=where,
-            hint="Run without --resume to start a new sweep.",
-        )
+    run = unfinished_run(config, "tune", "sweep", "start a new sweep")
     path = run.data.tags.get(SWEEP_PATH_TAG, "")
     if not path or not Tuner.can_restore(path):
         raise TrainingError(
             f"sweep {run.info.run_id} ({run.info.status}) left no Tune state to continue from",
-            where=path or where,
+            where=path or f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'",
             hint="Run without --resume to start a new sweep.",
         )
     return run
@@ -306,11 +284,11 @@ def _best_trial(trials: list[summary.TrialSummary], settings: TuneConfig, stop_r
 
 
 def _log_summary(trials: list[summary.TrialSummary], settings: TuneConfig, best: summary.TrialSummary) -> None:
-    mlflow.log_dict({"trials": [t.to_dict() for t in trials]}, "sweep/trials.json")
+    mlflow.log_dict({"trials": [t.to_dict() for t in trials]}, SWEEP_TRIALS_ARTIFACT)
     mlflow.log_figure(summary.learning_curves(trials, settings.metric), "sweep/learning_curves.png")
     mlflow.log_figure(summary.metric_versus_params(trials, settings), "sweep/metric_vs_params.png")
     mlflow.log_metrics({f"best_{settings.metric}": best.best or 0.0, "trials": float(len(trials))})
-    mlflow.set_tags({"sweep.best_trial_id": best.trial_id, "sweep.best_run_id": best.run_id or ""})
+    mlflow.set_tags({SWEEP_BEST_TRIAL_TAG: best.trial_id, SWEEP_BEST_RUN_TAG: best.run_id or ""})
 
 
 def _trained(

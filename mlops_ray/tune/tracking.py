@@ -38,14 +38,18 @@ from ray.tune import Callback, ResultGrid
 from ray.tune.experiment import Trial
 from rich.console import Console
 
+from mlops_ray.tags import (
+    MODEL_TAG,
+    PARENT_TAG,
+    STAGE_TAG,
+    TRIAL_ERROR_TAG,
+    TRIAL_NUMBER_TAG,
+    TRIAL_STATUS_TAG,
+    TRIAL_TAG,
+)
 from mlops_ray.train.loop import TIMING_METRICS
-from mlops_ray.training import MODEL_TAG, STAGE_TAG
 from mlops_ray.tune.strategies import trial_id_of
 
-TRIAL_TAG = "mlops_ray.trial_id"
-STATUS_TAG = "mlops_ray.trial_status"
-NUMBER_TAG = "mlops_ray.trial_number"
-PARENT_TAG = "mlflow.parentRunId"
 ENDED = frozenset({"completed", "early-stopped", "errored"})
 WRITE_EVERY_S = 2.0  # a trial's epoch metrics are batched for at most this long (and written when it ends)
 EPOCH_METRIC = "val_loss"  # every epoch reports it: its history says which epochs a child run holds
@@ -85,11 +89,11 @@ class MlflowTrialLogger(Callback):
         for run in self._existing_child_runs():
             trial_id = run.data.tags[TRIAL_TAG]
             self.runs[trial_id] = run.info.run_id
-            self.numbers[trial_id] = int(run.data.tags.get(NUMBER_TAG, 0))
-            if run.data.tags.get(STATUS_TAG) in ENDED:
+            self.numbers[trial_id] = int(run.data.tags.get(TRIAL_NUMBER_TAG, 0))
+            if run.data.tags.get(TRIAL_STATUS_TAG) in ENDED:
                 self.ended.add(trial_id)
                 if run.info.status == "RUNNING":  # killed between tagging its end and closing it
-                    failed = run.data.tags[STATUS_TAG] == "errored"
+                    failed = run.data.tags[TRIAL_STATUS_TAG] == "errored"
                     self.client.set_terminated(run.info.run_id, status="FAILED" if failed else "FINISHED")
             else:
                 history = self.client.get_metric_history(run.info.run_id, EPOCH_METRIC)
@@ -195,7 +199,7 @@ class MlflowTrialLogger(Callback):
             self.numbers.pop(trial_id, None)
             self.logged.pop(trial_id, None)
             self._logged_at.pop(trial_id, None)
-            self.client.set_tag(run_id, STATUS_TAG, "lost")
+            self.client.set_tag(run_id, TRIAL_STATUS_TAG, "lost")
             self.client.set_terminated(run_id, status="KILLED")
             self.client.delete_run(run_id)
 
@@ -230,7 +234,7 @@ class MlflowTrialLogger(Callback):
             STAGE_TAG: "trial",
             MODEL_TAG: self.model_name,
             TRIAL_TAG: trial_id,
-            NUMBER_TAG: str(number),
+            TRIAL_NUMBER_TAG: str(number),
         }
         started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
 
@@ -277,16 +281,16 @@ class MlflowTrialLogger(Callback):
         self.flush()
         for trial_id in trial_ids:
             if run_id := self.runs.get(trial_id):
-                self.client.set_tag(run_id, STATUS_TAG, status)
+                self.client.set_tag(run_id, TRIAL_STATUS_TAG, status)
                 self.client.set_terminated(run_id, status="KILLED")
 
     def _finish(self, trial: Trial, status: str, run_status: str, announce: bool = True) -> None:
         trial_id = trial.trial_id
         if trial_id not in self.numbers or trial_id in self.ended_before:
             return
-        tags = [RunTag(STATUS_TAG, status)]
+        tags = [RunTag(TRIAL_STATUS_TAG, status)]
         if status == "errored" and trial.error_file:
-            tags.append(RunTag("mlops_ray.trial_error", _last_line(trial.error_file)))
+            tags.append(RunTag(TRIAL_ERROR_TAG, _last_line(trial.error_file)))
         ended = int(time.time() * 1000)
 
         pending = self._pending.pop(trial_id, [])

@@ -24,10 +24,10 @@ from mlops_ray.config import Config, load_config
 from mlops_ray.data import PreparedData, prepare_data
 from mlops_ray.data.schema import ColumnSchema, DataSchema, save_schema
 from mlops_ray.models import ModelSpec, build_model
+from mlops_ray.models.record import TrainResult
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.model_store import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.runtime import connect_tracking
-from mlops_ray.train import TrainResult
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "listing-prices"

@@ -19,19 +19,14 @@ from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import load_config
 from mlops_ray.data import PreparedData
+from mlops_ray.errors import ArtifactIntegrityError
 from mlops_ray.models import ModelSpec
-from mlops_ray.registry.integrity import (
-    DIGEST_TAG,
-    FILES_TAG,
-    ArtifactIntegrityError,
-    combined_digest,
-    load_verified,
-    verify_uri,
-)
+from mlops_ray.registry.integrity import combined_digest, load_verified, verify_uri
 from mlops_ray.registry.model_store import RegisteredModel
 from mlops_ray.registry.packaged_model import ARTIFACT_KEY, WEIGHTS_FILE, PackagedModel, write_bundle
 from mlops_ray.registry.refs import parse_model_ref
 from mlops_ray.serve.served_model import ServedModel
+from mlops_ray.tags import DIGEST_TAG, FILES_TAG
 from tests.integration.serving_models import MODEL_NAME, ROOT, listing_rows, prepare, register_version, serving_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]

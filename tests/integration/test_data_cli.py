@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from mlops_ray.cli import app
 from mlops_ray.config import load_config
-from mlops_ray.data.inspection import fingerprint_source
+from mlops_ray.data.stage import fingerprint_source
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml")

@@ -28,14 +28,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from mlops_ray.cli import app
-from mlops_ray.comparison import run_report
+from mlops_ray.compare.stage import run_report
 from mlops_ray.config import Config, dump_config, load_config
+from mlops_ray.config.model_tests import ModelTestsConfig
 from mlops_ray.data import PreparedData
 from mlops_ray.errors import ModelRefError
-from mlops_ray.model_testing import run_model_tests
 from mlops_ray.models import ModelSpec, build_model
-from mlops_ray.modeltests.config import ModelTestsConfig
-from mlops_ray.promotion import run_promotion
+from mlops_ray.modeltests.stage import run_model_tests
+from mlops_ray.promote.stage import run_promotion
 from mlops_ray.reporting import StageReporter
 from tests.integration.serving_models import MODEL_NAME, listing_rows, prepare, register_version, serving_config
 

@@ -32,7 +32,8 @@ from mlops_ray.data import PreparedData, prepare_data
 from mlops_ray.data.synthetic import LABEL, synthetic_table
 from mlops_ray.errors import ModelRefError
 from mlops_ray.models import ModelSpec, build_model
-from mlops_ray.monitoring import MonitorOutcome, run_monitor
+from mlops_ray.models.record import TrainResult
+from mlops_ray.monitor.stage import MonitorOutcome, run_monitor
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.model_store import log_packaged_model, register_model
 from mlops_ray.registry.refs import parse_model_ref
@@ -40,7 +41,6 @@ from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking
 from mlops_ray.serve.capture import CaptureWriter
 from mlops_ray.serve.served_model import ServedModel
-from mlops_ray.train import TrainResult
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

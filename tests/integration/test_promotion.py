@@ -23,16 +23,17 @@ from typer.testing import CliRunner
 
 from mlops_ray.cli import app
 from mlops_ray.config import Config, dump_config, load_config
-from mlops_ray.errors import ConfigError, DataError, ModelRefError
-from mlops_ray.evaluation import run_evaluation
-from mlops_ray.promotion import PromotionError, champion_history, run_promotion, run_rollback
+from mlops_ray.errors import ConfigError, DataError, ModelRefError, PromotionError
+from mlops_ray.evaluate.stage import run_evaluation
+from mlops_ray.promote.stage import run_promotion, run_rollback
 from mlops_ray.registry import register_model
+from mlops_ray.registry.aliases import champion_history
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.trace import trace_version, versions_trained_on
 from mlops_ray.reporting import StageReporter
-from mlops_ray.reproduce import run_reproduce
 from mlops_ray.runtime import connect_tracking
-from mlops_ray.training import train_and_log
+from mlops_ray.train.reproduce import run_reproduce
+from mlops_ray.train.training_run import train_and_log
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

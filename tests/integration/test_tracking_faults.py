@@ -351,7 +351,7 @@ def test_a_tracking_server_restart_during_training_loses_no_metric(
 
     from mlops_ray.config import load_config
     from mlops_ray.reporting import StageReporter
-    from mlops_ray.training import run_training
+    from mlops_ray.train.stage import run_training
 
     experiment = "restart-during-training"
     config = load_config(

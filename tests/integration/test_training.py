@@ -20,7 +20,8 @@ from mlops_ray.config import Config, load_config
 from mlops_ray.errors import TrainingError
 from mlops_ray.reporting import StageReporter
 from mlops_ray.train.loop import TIMING_METRICS
-from mlops_ray.training import TrainingOutcome, run_training
+from mlops_ray.train.stage import run_training
+from mlops_ray.train.training_run import TrainingOutcome
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from rich.console import Console
 from mlops_ray.config import load_config
 from mlops_ray.reporting import StageReporter
 from mlops_ray.train.precision import Precision
-from mlops_ray.training import run_training
+from mlops_ray.train.stage import run_training
 
 pytestmark = [pytest.mark.gpu, pytest.mark.usefixtures("ray_cluster")]
 ROOT = Path(__file__).resolve().parents[2]

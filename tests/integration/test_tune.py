@@ -31,7 +31,8 @@ from typer.testing import CliRunner
 from mlops_ray.cli import app
 from mlops_ray.config import Config, load_config
 from mlops_ray.reporting import StageReporter
-from mlops_ray.tune.sweep import SweepOutcome, run_tuning
+from mlops_ray.tune.stage import run_tuning
+from mlops_ray.tune.sweep import SweepOutcome
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

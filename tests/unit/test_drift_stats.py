@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlops_ray.monitor.config import DriftThresholds
+from mlops_ray.config.monitor import DriftThresholds
 from mlops_ray.monitor.stats import (
     UNKNOWN,
     CurrentCounts,

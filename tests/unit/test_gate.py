@@ -7,8 +7,9 @@ import pytest
 from mlops_ray.config import GateConfig
 from mlops_ray.errors import ConfigError, ModelRefError
 from mlops_ray.evaluate.bootstrap import Interval
-from mlops_ray.evaluate.gate import ModelEvaluation, PromotionPolicy, Verdict
 from mlops_ray.evaluate.slices import SliceResult
+from mlops_ray.evaluate.versions import ModelEvaluation
+from mlops_ray.promote.gate import PromotionPolicy, Verdict
 from mlops_ray.registry.refs import ModelRef, parse_model_ref
 
 

@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from mlops_ray.compare.diff import schema_changes
+from mlops_ray.config.model_tests import DirectionalCase, InvarianceCase, ModelTestsConfig
 from mlops_ray.data.preprocessing import CategoricalColumn, NumericColumn, Preprocessing
 from mlops_ray.data.schema import ColumnSchema, DataSchema
 from mlops_ray.modeltests.checks import directional, invariance
-from mlops_ray.modeltests.config import DirectionalCase, InvarianceCase, ModelTestsConfig
 
 BASE = pd.DataFrame({"size": np.linspace(20, 200, 50), "city": ["a", "b"] * 25})
 

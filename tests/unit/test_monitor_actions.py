@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mlops_ray.config.monitor import MonitorConfig
 from mlops_ray.errors import ConfigError, ServiceUnavailableError
 from mlops_ray.monitor.actions import WEBHOOK_ENV, post_alert, submit_retraining
-from mlops_ray.monitor.config import MonitorConfig
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import dump_config, load_config
+from mlops_ray.errors import ReproduceError
 from mlops_ray.registry.lineage import provenance_tags, ray_job_submission_id
-from mlops_ray.reproduce import ReproduceError, recorded_config
+from mlops_ray.train.reproduce import recorded_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

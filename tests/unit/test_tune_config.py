@@ -7,9 +7,9 @@ import pytest
 from ray.tune.search.sample import Categorical, Float, Integer
 
 from mlops_ray.config import validate_config
+from mlops_ray.config.tune import TuneConfig
 from mlops_ray.errors import ConfigError
 from mlops_ray.tune import strategies
-from mlops_ray.tune.config import TuneConfig
 from mlops_ray.tune.trial import trial_config
 
 LR = {"type": "loguniform", "low": 1e-4, "high": 1e-2}

@@ -1,16 +1,14 @@
-"""``mlops-ray test-model``: run the config's behavioural tests on a registered version and record them on it.
+"""Behavioural test results of a version: running the declared cases and the data contract, recording them.
 
-The cases (``modeltests/checks.py``) run on the packaged model and its logged training
-reference; the data contract check runs the data layer's own validation over the
-config's source with Ray Data. Results go to an MLflow run (``model_tests/results.json``)
-and onto the version as tags (``model_tests.passed``, ``model_tests.summary``,
-``model_tests.run_id``), which is what the promotion gate and ``mlops-ray report`` read.
-Exit 3 when a test fails, so CI can stop a pull request on it.
+The cases (``checks.py``) run on the packaged model and its logged training reference;
+the data contract check runs the data layer's own validation over the config's source
+with Ray Data. Results go to an MLflow run (``model_tests/results.json``) and onto the
+version as tags (``model_tests.passed``, ``model_tests.summary``, ``model_tests.run_id``).
+``mlops-ray test-model``, the promotion gate's ``require_model_tests`` and ``mlops-ray
+report`` all run them through here.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -19,52 +17,23 @@ from rich.table import Table
 from mlops_ray.config import Config
 from mlops_ray.data.prepare import with_schema_roles
 from mlops_ray.data.read_errors import readable_source_errors
+from mlops_ray.data.reference import load_reference
 from mlops_ray.data.schema import load_schema
 from mlops_ray.data.sources import load_source
 from mlops_ray.data.validation import validate
-from mlops_ray.evaluation import VERSION_TAG
 from mlops_ray.modeltests.checks import CaseResult, run_cases
-from mlops_ray.monitor.reference import load_reference
-from mlops_ray.monitoring import RUN_KIND_TAG
-from mlops_ray.registry.refs import parse_model_ref
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connected
 from mlops_ray.serve.served_model import ServedModel, logged_schema
-from mlops_ray.training import MODEL_TAG, STAGE_TAG
-
-EXIT_FAILED = 3
-PASSED_TAG = "model_tests.passed"
-SUMMARY_TAG = "model_tests.summary"
-RUN_TAG = "model_tests.run_id"
-RESULTS_ARTIFACT = "model_tests/results.json"
-
-
-@dataclass(frozen=True)
-class ModelTestOutcome:
-    name: str
-    version: str
-    results: list[CaseResult]
-    run_id: str
-
-    @property
-    def passed(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.passed else EXIT_FAILED
-
-
-def run_model_tests(config: Config, reporter: StageReporter, model_ref: str) -> ModelTestOutcome:
-    with connected(config, reporter) as (tracking, _):
-        client = MlflowClient(tracking.uri)
-        with reporter.stage("load", f"loading {model_ref} and its training reference") as stage:
-            served = ServedModel.load(parse_model_ref(model_ref), client, max_rows=1_000_000)
-            stage.detail = f"{served.name} version {served.version}"
-        results = behavioural_results(config, client, served, reporter)
-        run_id = log_results(client, served, results)
-    print_results(reporter, f"{served.name} version {served.version}", results)
-    return ModelTestOutcome(served.name, served.version, results, run_id)
+from mlops_ray.tags import (
+    MODEL_TAG,
+    RUN_KIND_TAG,
+    STAGE_TAG,
+    TESTS_PASSED_TAG,
+    TESTS_RESULTS_ARTIFACT,
+    TESTS_RUN_TAG,
+    TESTS_SUMMARY_TAG,
+    VERSION_TAG,
+)
 
 
 def behavioural_results(
@@ -114,8 +83,14 @@ def log_results(client: MlflowClient, served: ServedModel, results: list[CaseRes
         failed = sum(not r.passed for r in results)
         mlflow.log_metrics({"model_tests.cases": len(results), "model_tests.failed": failed})
         model = f"{served.name}/{served.version}"
-        mlflow.log_dict({"model": model, "passed": passed, "results": [r.to_dict() for r in results]}, RESULTS_ARTIFACT)
-    version_tags = {PASSED_TAG: str(passed).lower(), SUMMARY_TAG: summary(results)[:4000], RUN_TAG: run.info.run_id}
+        mlflow.log_dict(
+            {"model": model, "passed": passed, "results": [r.to_dict() for r in results]}, TESTS_RESULTS_ARTIFACT
+        )
+    version_tags = {
+        TESTS_PASSED_TAG: str(passed).lower(),
+        TESTS_SUMMARY_TAG: summary(results)[:4000],
+        TESTS_RUN_TAG: run.info.run_id,
+    }
     for key, value in version_tags.items():
         client.set_model_version_tag(served.name, served.version, key, value)
     return run.info.run_id

@@ -21,22 +21,14 @@ from mlflow.tracking import MlflowClient
 from rich.table import Table
 
 from mlops_ray.config import Config, apply_override, validate_config
-from mlops_ray.data.inspection import fingerprint_source
-from mlops_ray.errors import DataError, MlopsError
-from mlops_ray.registry.lineage import FINGERPRINT_TAG
+from mlops_ray.data.fingerprint import fingerprint_of_source
+from mlops_ray.errors import DataError, ReproduceError
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
-from mlops_ray.training import STAGE_TAG, train_and_log
-from mlops_ray.tune.tracking import PARENT_TAG
+from mlops_ray.tags import CONFIG_ARTIFACT, FINGERPRINT_TAG, PARENT_TAG, REPRODUCES_TAG, STAGE_TAG
+from mlops_ray.train.training_run import train_and_log
 
-REPRODUCES_TAG = "mlops_ray.reproduces"
 DEFAULT_TOLERANCE = 0.02
-
-
-class ReproduceError(MlopsError):
-    """The run cannot be reproduced: unknown, without a recorded config, or on changed data."""
-
-    kind = "reproduce error"
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,7 @@ def run_reproduce(
     expected = original.data.tags.get(FINGERPRINT_TAG) or _input_digest(original)
     with connected(config, reporter) as (tracking, _):
         with reporter.stage("verify", f"fingerprinting {config.data.source}") as stage:
-            uri, now = fingerprint_source(config)
+            uri, now = fingerprint_of_source(config.data)
             if expected is None:
                 raise ReproduceError(f"run {run_id} recorded no data fingerprint, so its data cannot be verified")
             if now.digest != expected:
@@ -112,7 +104,7 @@ def recorded_config(
         trial_overrides.append(f"train.epochs={epochs}")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            path = client.download_artifacts(source.info.run_id, "config.yaml", tmp)
+            path = client.download_artifacts(source.info.run_id, CONFIG_ARTIFACT, tmp)
         except (MlflowException, OSError):
             raise ReproduceError(
                 f"run {source.info.run_id} has no config.yaml artifact; only train and sweep runs (and their "

@@ -12,18 +12,16 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mlops_ray.config.sections import Section
 
 SEARCHERS = ("random", "grid", "optuna")
 SCHEDULERS = ("asha", "pbt", "none")
 DEFAULT_SAMPLES = 8
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Dimension(_Section):
+class Dimension(Section):
     """One hyperparameter's distribution.
 
     ``uniform``/``loguniform`` sample floats in [low, high]; ``randint`` samples
@@ -74,14 +72,14 @@ class Dimension(_Section):
         return [self.low, self.high]
 
 
-class AshaSettings(_Section):
+class AshaSettings(Section):
     """Asynchronous successive halving: stop the worse trials early, at epoch milestones."""
 
     grace_period: int = Field(1, ge=1, description="epochs every trial runs before it can be stopped")
     reduction_factor: float = Field(3.0, gt=1, description="keep 1/reduction_factor of trials at each milestone")
 
 
-class PbtSettings(_Section):
+class PbtSettings(Section):
     """Population-based training: weak trials copy a strong trial's weights and perturb its train.* values."""
 
     perturbation_interval: int = Field(2, ge=1, description="epochs between exploit/explore steps")
@@ -92,7 +90,7 @@ class PbtSettings(_Section):
     )
 
 
-class TuneConfig(_Section):
+class TuneConfig(Section):
     """A sweep: ``mlops-ray tune CONFIG``; ``mlops-ray run`` sweeps instead of training once when set."""
 
     space: dict[str, Dimension] = Field(

@@ -1,4 +1,4 @@
-"""Library side of ``mlops-ray data fingerprint|profile|infer-schema|validate``: open the source on Ray, measure it."""
+"""``mlops-ray data fingerprint|profile|infer-schema|validate``: open the source on Ray, measure it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlops_ray.config import Config
-from mlops_ray.data.fingerprint import Fingerprint, fingerprint
+from mlops_ray.data.fingerprint import Fingerprint, fingerprint_of_source
 from mlops_ray.data.prepare import with_schema_roles
 from mlops_ray.data.profile import DatasetProfile, profile
 from mlops_ray.data.read_errors import readable_source_errors
@@ -19,9 +19,8 @@ from mlops_ray.runtime import ray_session
 
 def fingerprint_source(config: Config) -> tuple[str, Fingerprint]:
     """The source's URI and its layout-independent content digest."""
-    with ray_session(config.ray), readable_source_errors(config.data.source):
-        source = load_source(config.data)
-        return source.uri, fingerprint(source.dataset)
+    with ray_session(config.ray):
+        return fingerprint_of_source(config.data)
 
 
 def profile_source(config: Config) -> tuple[str, DatasetProfile]:

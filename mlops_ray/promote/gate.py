@@ -10,33 +10,20 @@ models a point apart on a few hundred rows are often not different at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from mlops_ray.config import GateConfig
 from mlops_ray.evaluate.bootstrap import Interval
 from mlops_ray.evaluate.metrics import metric_direction
-from mlops_ray.evaluate.slices import SliceResult, slice_regressions
+from mlops_ray.evaluate.slices import slice_regressions
+from mlops_ray.evaluate.versions import ModelEvaluation
 
 
 class Verdict(StrEnum):
     PROMOTE = "PROMOTE"
     REJECT = "REJECT"
     FIRST_MODEL = "FIRST_MODEL"
-
-
-@dataclass(frozen=True)
-class ModelEvaluation:
-    """One registered version's results on the test split."""
-
-    name: str
-    version: str
-    metrics: dict[str, float]  # test_<metric>
-    slices: list[SliceResult] = field(default_factory=list)
-    worst_slice: SliceResult | None = None
-
-    def value(self, metric: str) -> float:
-        return self.metrics[f"test_{metric}"]
 
 
 @dataclass(frozen=True)

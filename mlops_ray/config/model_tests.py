@@ -20,14 +20,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mlops_ray.config.sections import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MinimumFunctionalityCase(_Section):
+class MinimumFunctionalityCase(Section):
     name: str = Field(min_length=1)
     row: dict[str, Any] = Field(
         min_length=1, description="feature values; features left out take their training mean or most frequent value"
@@ -46,7 +44,7 @@ class MinimumFunctionalityCase(_Section):
         return self
 
 
-class InvarianceCase(_Section):
+class InvarianceCase(Section):
     name: str = Field(min_length=1)
     column: str = Field(min_length=1)
     relative: float | None = Field(None, gt=0, lt=1, description="numeric: scale each value by 1 ± up to this")
@@ -67,7 +65,7 @@ class InvarianceCase(_Section):
         return self
 
 
-class DirectionalCase(_Section):
+class DirectionalCase(Section):
     name: str = Field(min_length=1)
     column: str = Field(min_length=1, description="a numeric feature")
     increase: float | None = Field(None, gt=0, description="raise every value by this much")
@@ -83,7 +81,7 @@ class DirectionalCase(_Section):
         return self
 
 
-class ModelTestsConfig(_Section):
+class ModelTestsConfig(Section):
     score_class: str | None = Field(
         None, description="classification: the class whose probability is the score, unless a case names its own"
     )

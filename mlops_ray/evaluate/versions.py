@@ -1,16 +1,18 @@
-"""``mlops-ray evaluate``: a registered version on the held-out test split, with slices and plots.
+"""Several registered versions scored in one pass over the test split: metrics, slices, plots.
 
-The promotion gate reuses ``evaluate_versions`` to score the challenger and the
-champion in one pass over the same rows. The test split is rebuilt from the config
-(splits are deterministic), and the version's recorded data fingerprint is compared
-with today's data: a model evaluated on other data than it was split from may have
-seen some of these "test" rows in training, which the user must be told.
+``mlops-ray evaluate`` scores one version, the gate scores the challenger with the
+champion, the comparison report any two: one pass over the same rows for all of
+them, so the gate's bootstrap and the report's intervals are paired. The test split is
+rebuilt from the config (splits are deterministic), and a version's recorded data
+fingerprint is compared with today's data: a model evaluated on other data than it was
+split from may have seen some of these "test" rows in training, which the user must be
+told.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -21,18 +23,26 @@ from rich.table import Table
 from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
 from mlops_ray.errors import ConfigError
-from mlops_ray.evaluate.gate import ModelEvaluation
 from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.plots import classification_plots, regression_plots
 from mlops_ray.evaluate.scoring import ScoredRows, predict_test_split
-from mlops_ray.evaluate.slices import slice_metrics, worst_slice
-from mlops_ray.registry.lineage import FINGERPRINT_TAG
-from mlops_ray.registry.refs import resolve_model_ref
+from mlops_ray.evaluate.slices import SliceResult, slice_metrics, worst_slice
 from mlops_ray.reporting import StageReporter
-from mlops_ray.runtime import connected
-from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
+from mlops_ray.tags import EVALUATION_DIR, FINGERPRINT_TAG
 
-VERSION_TAG = "mlops_ray.model_version"
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """One registered version's results on the test split."""
+
+    name: str
+    version: str
+    metrics: dict[str, float]  # test_<metric>
+    slices: list[SliceResult] = field(default_factory=list)
+    worst_slice: SliceResult | None = None
+
+    def value(self, metric: str) -> float:
+        return self.metrics[f"test_{metric}"]
 
 
 @dataclass(frozen=True)
@@ -41,24 +51,6 @@ class Evaluated:
 
     scored: ScoredRows
     results: dict[str, ModelEvaluation]  # key ("candidate", "champion") -> results
-
-
-def run_evaluation(config: Config, reporter: StageReporter, model_ref: str) -> ModelEvaluation:
-    """``mlops-ray evaluate``: metrics, slices and plots of one version, logged to an MLflow run."""
-    with connected(config, reporter) as (tracking, _):
-        version = resolve_model_ref(model_ref)
-        data = prepare_stage(config, reporter)
-        warn_if_other_data(version, data, reporter)
-        with reporter.stage("evaluate", f"scoring {version.name} version {version.version} on the test split") as st:
-            evaluated = evaluate_versions(config, data, tracking.uri, {"candidate": version})
-            result = evaluated.results["candidate"]
-            with mlflow.start_run(run_name=f"{version.name}-v{version.version}-evaluate") as run:
-                mlflow.set_tags({STAGE_TAG: "evaluate", MODEL_TAG: version.name, VERSION_TAG: str(version.version)})
-                log_evaluation(evaluated, "candidate", data)
-            st.detail = _headline(result)
-    print_evaluation(reporter, result, f"{version.name} version {version.version} on {data.row_counts['test']} rows")
-    reporter.table("mlops-ray evaluate", {"MLflow run": run.info.run_id, "MLflow UI": tracking.ui_hint})
-    return result
 
 
 def evaluate_versions(
@@ -100,7 +92,7 @@ def log_evaluation(evaluated: Evaluated, key: str, data: PreparedData, prefix: s
             "slices": [asdict(s) for s in result.slices],
             "worst_slice": asdict(result.worst_slice) if result.worst_slice else None,
         },
-        f"{prefix}evaluation/results.json",
+        f"{prefix}{EVALUATION_DIR}/results.json",
     )
     truth, output = evaluated.scored.truth, evaluated.scored.output(key)
     if data.task == "regression":
@@ -110,7 +102,7 @@ def log_evaluation(evaluated: Evaluated, key: str, data: PreparedData, prefix: s
     with tempfile.TemporaryDirectory() as tmp:
         for name, figure in figures.items():
             figure.savefig(Path(tmp) / name, dpi=100, bbox_inches="tight")
-        mlflow.log_artifacts(tmp, f"{prefix}evaluation/plots")
+        mlflow.log_artifacts(tmp, f"{prefix}{EVALUATION_DIR}/plots")
 
 
 def warn_if_other_data(version: ModelVersion, data: PreparedData, reporter: StageReporter) -> None:
@@ -139,12 +131,6 @@ def print_evaluation(reporter: StageReporter, result: ModelEvaluation, title: st
         flag = "worst" if s == result.worst_slice else ""
         table.add_row(s.column, s.value, str(s.rows), "-" if np.isnan(s.metric) else f"{s.metric:.4f}", flag)
     reporter.console.print(table)
-
-
-def _headline(result: ModelEvaluation) -> str:
-    shown = ", ".join(f"{k.removeprefix('test_')} {v:.3f}" for k, v in list(result.metrics.items())[:3])
-    worst = result.worst_slice
-    return shown + (f"; worst slice {worst.column}={worst.value} ({worst.metric:.3f})" if worst else "")
 
 
 def metric_names(config: Config, task: str) -> tuple[str, ...]:

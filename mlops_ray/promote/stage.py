@@ -1,18 +1,17 @@
 """``mlops-ray promote``: run the gate on a challenger and move ``@champion`` only when it passes.
 
 The challenger and the current champion are scored together on the same test rows;
-the policy (``evaluate/gate.py``) decides; the decision is kept twice, as a JSON
+the policy (``promote/gate.py``) decides; the decision is kept twice, as a JSON
 artifact of a ``promote`` MLflow run and as tags on the challenger's version, so the
 registry alone says why a version is (or is not) in production. Every move of the
-champion alias is appended to a history tag on the registered model, which is what
-``--rollback`` walks back. Promoting the version that is already champion changes
-nothing.
+champion alias is appended to a history tag on the registered model
+(``registry/aliases.py``), which is what ``--rollback`` walks back. Promoting the
+version that is already champion changes nothing.
 """
 
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,28 +22,31 @@ from rich.console import Console
 
 from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
-from mlops_ray.errors import MlopsError
+from mlops_ray.data.prepare import prepare_stage
+from mlops_ray.errors import PromotionError
 from mlops_ray.evaluate.bootstrap import Interval, paired_bootstrap
-from mlops_ray.evaluate.gate import Check, Decision, PromotionPolicy, Verdict
 from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.scoring import ScoredRows
-from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
-from mlops_ray.model_testing import behavioural_results, log_results
-from mlops_ray.model_testing import summary as model_tests_summary
+from mlops_ray.evaluate.versions import evaluate_versions, log_evaluation, print_evaluation, warn_if_other_data
+from mlops_ray.modeltests.results import behavioural_results, log_results
+from mlops_ray.modeltests.results import summary as model_tests_summary
+from mlops_ray.promote.gate import Check, Decision, PromotionPolicy, Verdict
+from mlops_ray.registry.aliases import move_champion, roll_back
 from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connect_tracking, connected
 from mlops_ray.serve.served_model import ServedModel
-from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
-
-HISTORY_TAG = "mlops_ray.champion_history"  # JSON list of versions, oldest first; the last is the champion
-HISTORY_KEEP = 100
-
-
-class PromotionError(MlopsError):
-    """Nothing to promote, or nothing to roll back to."""
-
-    kind = "promotion error"
+from mlops_ray.tags import (
+    AGAINST_CHAMPION_TAG,
+    DECIDED_AT_TAG,
+    DECISION_ARTIFACT,
+    MODEL_TAG,
+    PROMOTION_RUN_TAG,
+    REASONS_TAG,
+    STAGE_TAG,
+    VERDICT_TAG,
+    VERSION_TAG,
+)
 
 
 @dataclass(frozen=True)
@@ -115,14 +117,14 @@ def gate_and_promote(
                     STAGE_TAG: "promote",
                     MODEL_TAG: candidate.name,
                     VERSION_TAG: str(candidate.version),
-                    "promotion.verdict": str(decision.verdict),
-                    "promotion.champion_version": champion_version or "",
+                    VERDICT_TAG: str(decision.verdict),
+                    AGAINST_CHAMPION_TAG: champion_version or "",
                 }
             )
             log_evaluation(evaluated, "candidate", data)
             if "champion" in evaluated.results:
                 log_evaluation(evaluated, "champion", data, prefix="champion_")
-            mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+            mlflow.log_dict(decision.to_dict(), DECISION_ARTIFACT)
         _tag_version(client, candidate, decision, run.info.run_id)
         if decision.promotes:
             move_champion(client, candidate.name, alias, str(candidate.version), champion_version)
@@ -142,35 +144,10 @@ def run_rollback(config: Config, reporter: StageReporter) -> str:
     current = alias_version(client, name, alias)
     if current is None:
         raise PromotionError(f"model '{name}' has no @{alias}; there is nothing to roll back", where=name)
-    history = champion_history(client, name)
-    while history and history[-1] == current:
-        history.pop()
-    if not history:
-        raise PromotionError(
-            f"version {current} is the first @{alias} of '{name}'; there is no earlier champion to go back to",
-            where=name,
-        )
-    previous = history[-1]
-    client.set_registered_model_alias(name, alias, previous)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    client.set_model_version_tag(name, current, "promotion.rolled_back_at", _now())
+    previous = roll_back(client, name, alias, current, _now())
     moved = f"@{alias} of {name}: version {current} -> version {previous} (rolled back)"
     reporter.console.print(moved, highlight=False)
     return previous
-
-
-def move_champion(client: MlflowClient, name: str, alias: str, version: str, previous: str | None) -> None:
-    history = champion_history(client, name)
-    if previous is not None and (not history or history[-1] != previous):
-        history.append(previous)  # a champion set before the history existed, or by hand
-    history.append(version)
-    client.set_registered_model_alias(name, alias, version)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-HISTORY_KEEP:]))
-
-
-def champion_history(client: MlflowClient, name: str) -> list[str]:
-    text = client.get_registered_model(name).tags.get(HISTORY_TAG)
-    return [str(v) for v in json.loads(text)] if text else []
 
 
 def _paired_gain(scored: ScoredRows, metric: str, config: Config) -> Interval:
@@ -201,11 +178,11 @@ def _model_tests_check(config: Config, candidate: ModelVersion) -> Check:
 
 def _tag_version(client: MlflowClient, version: ModelVersion, decision: Decision, run_id: str) -> None:
     tags = {
-        "promotion.verdict": str(decision.verdict),
-        "promotion.reasons": " | ".join(decision.reasons)[:4000],
-        "promotion.run_id": run_id,
-        "promotion.champion_version": decision.champion_version or "",
-        "promotion.decided_at": _now(),
+        VERDICT_TAG: str(decision.verdict),
+        REASONS_TAG: " | ".join(decision.reasons)[:4000],
+        PROMOTION_RUN_TAG: run_id,
+        AGAINST_CHAMPION_TAG: decision.champion_version or "",
+        DECIDED_AT_TAG: _now(),
     }
     for key, value in tags.items():
         client.set_model_version_tag(version.name, str(version.version), key, value)

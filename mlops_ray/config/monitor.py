@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mlops_ray.config.sections import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DriftThresholds(_Section):
+class DriftThresholds(Section):
     psi: float = Field(0.2, gt=0, description="a feature drifted when its PSI reaches this (0.1 watch, 0.2 act)")
     p_value: float = Field(
         0.01, gt=0, lt=1, description="... or its KS / chi-squared p-value falls below this over the features tested"
@@ -33,13 +31,13 @@ class DriftThresholds(_Section):
     prediction_p_value: float = Field(0.01, gt=0, lt=1, description="... or their KS / chi-squared p-value this")
 
 
-class RetrainConfig(_Section):
+class RetrainConfig(Section):
     config: str | None = Field(None, description="config file the retraining job runs; default: the monitor's own")
     overrides: tuple[str, ...] = Field((), description="KEY=VALUE overrides passed to the job as --set")
     address: str | None = Field(None, description="Ray job server (http://head:8265); else $RAY_ADDRESS")
 
 
-class MonitorConfig(_Section):
+class MonitorConfig(Section):
     window_hours: float = Field(24.0, gt=0, description="captured traffic of the last N hours (or --since/--until)")
     min_rows: int = Field(200, ge=10, description="fewer captured rows in the window: too few to judge, exit 4")
     bins: int = Field(10, ge=2, le=100, description="quantile bins of the reference, per numeric feature, for PSI")

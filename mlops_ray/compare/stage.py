@@ -37,20 +37,20 @@ from mlops_ray.compare.report import (
 )
 from mlops_ray.config import Config
 from mlops_ray.data import PreparedData
+from mlops_ray.data.prepare import prepare_stage
 from mlops_ray.errors import ModelRefError
 from mlops_ray.evaluate.bootstrap import Interval, paired_bootstrap
 from mlops_ray.evaluate.metrics import metric_direction
 from mlops_ray.evaluate.plots import classification_plots, regression_plots
 from mlops_ray.evaluate.scoring import ScoredRows
 from mlops_ray.evaluate.slices import slice_positions
-from mlops_ray.evaluation import VERSION_TAG, evaluate_versions, metric_names, warn_if_other_data
-from mlops_ray.model_testing import behavioural_results
-from mlops_ray.monitoring import RUN_KIND_TAG
+from mlops_ray.evaluate.versions import evaluate_versions, metric_names, warn_if_other_data
+from mlops_ray.modeltests.results import behavioural_results
 from mlops_ray.registry.refs import ModelRef, alias_version, resolve_model_ref
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
 from mlops_ray.serve.served_model import ServedModel, logged_schema
-from mlops_ray.training import MODEL_TAG, STAGE_TAG, prepare_stage
+from mlops_ray.tags import MODEL_TAG, REPORT_AGAINST_TAG, REPORT_DIR, RUN_KIND_TAG, STAGE_TAG, VERSION_TAG
 
 Format = Literal["markdown", "html"]
 _BARE_ALIAS = re.compile(r"^[A-Za-z][\w-]*$")
@@ -177,13 +177,13 @@ def write_report(report: ComparisonReport, fmt: Format, output: Path) -> str:
     tags = {RUN_KIND_TAG: "comparison", STAGE_TAG: "report", MODEL_TAG: report.model}
     tags[VERSION_TAG] = report.candidate.version
     if report.against:
-        tags["report.against_version"] = report.against.version
+        tags[REPORT_AGAINST_TAG] = report.against.version
     with mlflow.start_run(run_name=f"{report.model}-v{report.candidate.version}-report", tags=tags) as run:
-        mlflow.log_dict(report.to_dict(), "report/report.json")
+        mlflow.log_dict(report.to_dict(), f"{REPORT_DIR}/report.json")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "report.md").write_text(render_markdown(report, {}))
             (Path(tmp) / "report.html").write_text(render_html(report) if fmt == "markdown" else text)
-            mlflow.log_artifacts(tmp, "report")
+            mlflow.log_artifacts(tmp, REPORT_DIR)
     return run.info.run_id
 
 

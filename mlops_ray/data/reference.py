@@ -19,9 +19,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.errors import ModelRefError
+from mlops_ray.tags import REFERENCE_ARTIFACT
 
 REFERENCE_ROWS = 10_000
-REFERENCE_ARTIFACT = "monitoring/reference.parquet"
 
 
 def sample_reference(train: ray.data.Dataset, rows: int, features: tuple[str, ...], seed: int) -> pd.DataFrame:

@@ -22,9 +22,9 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.config import Config
+from mlops_ray.config.monitor import DriftThresholds
+from mlops_ray.data.reference import load_reference
 from mlops_ray.monitor.actions import post_alert, submit_retraining
-from mlops_ray.monitor.config import DriftThresholds
-from mlops_ray.monitor.reference import load_reference
 from mlops_ray.monitor.report import DriftReport, report_html
 from mlops_ray.monitor.stats import (
     ColumnDrift,
@@ -40,8 +40,20 @@ from mlops_ray.runtime import connected
 from mlops_ray.serve.capture import PREDICTION_PREFIX
 from mlops_ray.serve.options import model_or_champion
 from mlops_ray.serve.served_model import ServedModel
+from mlops_ray.tags import (
+    MONITOR_ACTION_TAG,
+    MONITOR_DRIFTED_TAG,
+    MONITOR_ENOUGH_ROWS_TAG,
+    MONITOR_FEATURES_TAG,
+    MONITOR_LAST_DRIFTED_TAG,
+    MONITOR_LAST_RUN_TAG,
+    MONITOR_MODEL_TAG,
+    MONITOR_VERSION_TAG,
+    RUN_KIND_TAG,
+    WINDOW_SINCE_PARAM,
+    WINDOW_UNTIL_PARAM,
+)
 
-RUN_KIND_TAG = "mlops_ray.run_kind"
 EXIT_DRIFT = 3
 METRIC_UNSAFE = re.compile(r"[^\w\-. /]")
 EXIT_TOO_FEW_ROWS = 4
@@ -119,7 +131,7 @@ def run_monitor(
                     metadata = {"monitor_run_id": run_id, "model": f"{served.name}/{served.version}"}
                     submission = submit_retraining(settings, config_path, overrides, metadata)
                     action = f"retraining job {submission} submitted (`ray job status {submission}`)"
-                client.set_tag(run_id, "monitor.action", action)
+                client.set_tag(run_id, MONITOR_ACTION_TAG, action)
                 stage.detail = action
     _print_summary(reporter, report, action)
     return MonitorOutcome(report, run_id, folder, action)
@@ -185,15 +197,15 @@ def _log_report(config: Config, client: MlflowClient, report: DriftReport) -> tu
     (folder / "report.html").write_text(report_html(report))
     tags = {
         RUN_KIND_TAG: "monitoring",
-        "monitor.model_name": report.model_name,
-        "monitor.model_version": report.model_version,
-        "monitor.drifted": str(report.drifted).lower(),
-        "monitor.enough_rows": str(report.enough_rows).lower(),
-        "monitor.drifted_features": ",".join(report.drifted_features),
+        MONITOR_MODEL_TAG: report.model_name,
+        MONITOR_VERSION_TAG: report.model_version,
+        MONITOR_DRIFTED_TAG: str(report.drifted).lower(),
+        MONITOR_ENOUGH_ROWS_TAG: str(report.enough_rows).lower(),
+        MONITOR_FEATURES_TAG: ",".join(report.drifted_features),
     }
     with mlflow.start_run(run_name=f"monitor-{report.model_name}-{report.model_version}-{stamp}", tags=tags) as run:
         mlflow.log_params(
-            {"window.since": report.window.since.isoformat(), "window.until": report.window.until.isoformat()}
+            {WINDOW_SINCE_PARAM: report.window.since.isoformat(), WINDOW_UNTIL_PARAM: report.window.until.isoformat()}
         )
         metrics = {"rows": float(report.rows), "drifted_features": float(len(report.drifted_features))}
         for column in report.columns:
@@ -202,9 +214,9 @@ def _log_report(config: Config, client: MlflowClient, report: DriftReport) -> tu
             metrics[f"p_value.{key}"] = column.p_value
         mlflow.log_metrics(metrics)
         mlflow.log_artifacts(str(folder), artifact_path="monitoring")  # the folder holds the two report files
-    client.set_model_version_tag(report.model_name, report.model_version, "monitor.last_run_id", run.info.run_id)
+    client.set_model_version_tag(report.model_name, report.model_version, MONITOR_LAST_RUN_TAG, run.info.run_id)
     client.set_model_version_tag(
-        report.model_name, report.model_version, "monitor.last_drifted", tags["monitor.drifted"]
+        report.model_name, report.model_version, MONITOR_LAST_DRIFTED_TAG, tags[MONITOR_DRIFTED_TAG]
     )
     return run.info.run_id, folder
 
