@@ -61,19 +61,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import ray
 import ray.data
-import torch
-from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
+from common import emit, goal_table, machine, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune import ResultGrid
@@ -238,18 +234,6 @@ def collect(approach: str, results: ResultGrid, clock: ReportClock, wall: float,
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def machine() -> dict[str, str]:
-    return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB ({platform.node()})",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "mlflow": mlflow.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 def report(

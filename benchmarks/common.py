@@ -1,4 +1,4 @@
-"""What every benchmark shares: the machine's memory, the results table, printing / saving the JSON line.
+"""What every benchmark shares: the machine it ran on, the results table, printing / saving the JSON line.
 
 Benchmarks run as scripts (``python benchmarks/<name>.py``), so this module is imported
 from the script's own folder.
@@ -7,7 +7,11 @@ from the script's own folder.
 from __future__ import annotations
 
 import json
+import os
+import platform
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.table import Table
@@ -18,6 +22,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def memory_gib() -> int:
     with open("/proc/meminfo") as meminfo:
         return round(int(meminfo.readline().split()[1]) / 2**20)
+
+
+STAMPED_PACKAGES = ("torch", "ray", "mlflow", "pandas", "pyarrow")
+
+
+def machine(gpu: str = "no GPU") -> dict[str, str]:
+    """Where and with what a result was measured: the machine, the platform, the package versions, the date."""
+    stamp = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, {gpu} ({platform.node()})",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    for package in STAMPED_PACKAGES:
+        try:
+            stamp[package] = version(package)
+        except PackageNotFoundError:
+            stamp[package] = "not installed"
+    stamp["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    return stamp
 
 
 def emit(record: dict, name: str, save: bool) -> None:

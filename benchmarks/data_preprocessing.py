@@ -48,13 +48,11 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -64,7 +62,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 import ray.data
-from common import emit, memory_gib  # benchmarks/common.py, next to this script
+from common import emit, machine  # benchmarks/common.py, next to this script
 
 from mlops_ray.data.preprocessing import CategoricalColumn, NumericColumn, Preprocessing
 from mlops_ray.runtime import configure_ray_data
@@ -360,18 +358,6 @@ def check_agreement(ours: SideResult, baseline: SideResult, expected_rows: int) 
         problems.append(f"output column sums differ by up to {np.max(np.abs(sums_a - sums_b)):.3g}")
     if problems:
         raise SystemExit("ours and the baseline disagree:\n  " + "\n  ".join(problems))
-
-
-def machine() -> dict[str, str]:
-    return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, no GPU ({platform.node()})",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "pandas": pd.__version__,
-        "pyarrow": pa.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 def main() -> None:

@@ -44,8 +44,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
-from common import emit
-from data_preprocessing import PeakMemory, machine
+from common import emit, machine
+from data_preprocessing import PeakMemory
 from rich.console import Console
 from rich.table import Table
 

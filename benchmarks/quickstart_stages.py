@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import platform
 import socket
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import emit, memory_gib  # benchmarks/common.py, next to this script
+from common import emit, machine  # benchmarks/common.py, next to this script
 from rich.console import Console
 from rich.table import Table
 from sklearn.datasets import load_breast_cancer
@@ -120,7 +118,7 @@ def main() -> None:
         "baseline_s": {"data": round(baseline["data"], 3), "train": round(baseline["train"], 3)},
         "train_ratio": round(ours["train"] / baseline["train"], 1),
         "test_accuracy": {"ours": round(ours["test_accuracy"], 4), "baseline": round(baseline["test_accuracy"], 4)},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, no GPU ({platform.node()})",
+        **machine(),
     }
     emit(record, "quickstart_stages", args.save)
 

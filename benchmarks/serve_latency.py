@@ -92,7 +92,6 @@ import io
 import json
 import math
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -102,11 +101,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
+from common import emit, goal_table, machine, verdict  # benchmarks/common.py, next to this script
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_C1 = 0.5
@@ -580,23 +578,6 @@ def measure(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 # --- the report ------------------------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    import mlflow
-    import ray
-
-    return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, no GPU ({platform.node()})",
-        "cpu_count": str(os.cpu_count()),
-        "memory_gib": str(memory_gib()),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "mlflow": mlflow.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "git": git_state(),
-    }
 
 
 def git_state() -> str:

@@ -52,7 +52,6 @@ import platform
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ import mlflow
 import numpy as np
 import ray
 import torch
-from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
+from common import emit, goal_table, machine, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -253,19 +252,6 @@ def peak_tflops(device: torch.device, precision: str, given: float | None) -> tu
     return name, known[precision] if known else None
 
 
-def machine(device_name: str) -> dict[str, str]:
-    gpu = device_name if torch.cuda.is_available() else "no GPU"
-    return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB, {gpu} ({platform.node()})",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ray": ray.__version__,
-        "mlflow": mlflow.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
-
-
 @dataclass
 class Measured:
     """Everything one invocation measured, before it is turned into a table and a record."""
@@ -427,7 +413,7 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
         },
         "not_run": m.skipped,
         "load_average_1min": {"before": round(load[0], 2), "after": round(load[1], 2)},
-        **machine(device_name),
+        **machine(device_name if torch.cuda.is_available() else "no GPU"),
     }
 
 

@@ -53,18 +53,15 @@ import argparse
 import logging
 import math
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import ray
-from common import emit, goal_table, memory_gib, verdict  # benchmarks/common.py, next to this script
+from common import emit, goal_table, machine, verdict  # benchmarks/common.py, next to this script
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune import ResultGrid, Tuner
@@ -212,17 +209,6 @@ def measure(args: argparse.Namespace, workdir: Path) -> tuple[list[Run], float]:
             runs.append(Run(side, wall, trial_seconds(results, args.trials, args.epochs, side), startup, extra))
             print(f"round {round_ + 1} {side}: {wall:.2f} s")
     return runs, warm_up_s
-
-
-def machine() -> dict[str, str]:
-    return {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {memory_gib()} GiB ({platform.node()})",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "mlflow": mlflow.__version__,
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 def report(args: argparse.Namespace, runs: list[Run], warm_up_s: float, load: tuple[float, float]) -> dict[str, Any]:
