@@ -10,7 +10,8 @@ check is the serving path, not model quality.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -28,6 +29,8 @@ from mlops_ray.models.record import TrainResult
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.model_store import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.runtime import connect_tracking
+from mlops_ray.serve import Endpoint, deploy_model
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAME = "listing-prices"
@@ -96,6 +99,30 @@ def register_version(
         mlflow.log_dict(data.contract.to_dict(), "data/schema.json")
         uri = log_packaged_model(trained, data)
     return register_model(uri, config.registry.model_name, alias, version_tags(data, "serving fixture"))
+
+
+def registered_listings(
+    tmp: Path, overrides: list[str], seeds: dict[str, int]
+) -> tuple[Config, str, dict[str, RegisteredModel]]:
+    """A serving config on a fresh SQLite store in ``tmp`` (a free port, 0.1-CPU replicas) and a version per alias.
+
+    ``seeds`` maps each alias to the seed of its version's weights, registered in that order.
+    """
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    config = serving_config(tmp, uri, [f"serve.port={free_port()}", "serve.cpus_per_replica=0.1", *overrides])
+    data = prepare(config)
+    versions = {alias: register_version(config, data, seed=seed, alias=alias) for alias, seed in seeds.items()}
+    return config, uri, versions
+
+
+@contextmanager
+def running_endpoint(config: Config, tracking_uri: str) -> Iterator[Endpoint]:
+    """The config's endpoint deployed on the session's Ray, shut down however the tests end."""
+    endpoint = deploy_model(config, tracking_uri)
+    try:
+        yield endpoint
+    finally:
+        endpoint.shutdown()
 
 
 def prepare(config: Config) -> PreparedData:

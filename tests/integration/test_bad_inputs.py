@@ -31,10 +31,8 @@ from mlops_ray.data import prepare_data
 from mlops_ray.data.schema import ColumnSchema, DataSchema, save_schema
 from mlops_ray.errors import DataError
 from mlops_ray.reporting import StageReporter
-from mlops_ray.serve import deploy_model
 from mlops_ray.serve.deploy import Endpoint
-from tests.conftest import free_port
-from tests.integration.serving_models import MODEL_NAME, prepare, register_version, serving_config
+from tests.integration.serving_models import MODEL_NAME, registered_listings, running_endpoint
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,19 +212,8 @@ class Registry:
 @pytest.fixture(scope="module")
 def registry(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Registry:
     tmp = tmp_path_factory.mktemp("bad-refs")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    config = serving_config(
-        tmp,
-        uri,
-        [
-            f"serve.port={free_port()}",
-            "serve.cpus_per_replica=0.1",
-            "serve.autoscaling.min_replicas=1",
-            "serve.autoscaling.max_replicas=1",
-            "serve.capture.flush_interval_s=0.5",
-        ],
-    )
-    register_version(config, prepare(config), seed=1, alias="champion")
+    overrides = ["serve.autoscaling.min_replicas=1", "serve.autoscaling.max_replicas=1"]
+    config, uri, _ = registered_listings(tmp, [*overrides, "serve.capture.flush_interval_s=0.5"], {"champion": 1})
     config_file = tmp / "config.yaml"
     config_file.write_text(dump_config(config))
     return Registry(config, config_file, uri, tmp)
@@ -294,11 +281,8 @@ def test_a_bad_model_ref_names_what_exists_and_changes_nothing(registry: Registr
 
 @pytest.fixture(scope="module")
 def endpoint(registry: Registry) -> Iterator[Endpoint]:
-    served = deploy_model(registry.config, registry.tracking_uri)
-    try:
+    with running_endpoint(registry.config, registry.tracking_uri) as served:
         yield served
-    finally:
-        served.shutdown()
 
 
 GOOD_ROW = '{"size_m2": 80.0, "rooms": 3, "district": "north"}'

@@ -33,13 +33,11 @@ from ray import serve
 from mlops_ray.config import Config
 from mlops_ray.serve import deploy_model
 from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, build_app, running_replicas, serve_config_document
-from tests.conftest import free_port
 from tests.integration.serving_models import (
     MODEL_NAME,
     metrics_text,
-    prepare,
-    register_version,
-    serving_config,
+    registered_listings,
+    running_endpoint,
     wait_for,
 )
 
@@ -67,13 +65,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    config = serving_config(
+    config, uri, _ = registered_listings(
         tmp,
-        uri,
         [
-            f"serve.port={free_port()}",
-            "serve.cpus_per_replica=0.1",
             "serve.alias_refresh_s=0.5",
             "serve.autoscaling.min_replicas=1",
             "serve.autoscaling.max_replicas=2",
@@ -87,15 +81,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "serve.health_check_period_s=1",
             "serve.health_check_timeout_s=10",
         ],
+        {"champion": 1, "challenger": 2},
     )
-    data = prepare(config)
-    register_version(config, data, seed=1, alias="champion")
-    register_version(config, data, seed=2, alias="challenger")
-    endpoint = deploy_model(config, uri)
-    try:
+    with running_endpoint(config, uri) as endpoint:
         yield Served(config, uri, endpoint, tmp)
-    finally:
-        endpoint.shutdown()
 
 
 def no_stack_trace(response: requests.Response) -> None:

@@ -40,16 +40,13 @@ from ray.serve.context import _get_global_client
 from ray.serve.schema import ServeInstanceDetails
 
 from mlops_ray.config import Config
-from mlops_ray.serve import deploy_model
 from mlops_ray.serve.deploy import DEPLOYMENT_NAME, Endpoint, running_replicas
-from tests.conftest import free_port
 from tests.integration.serving_models import (
     MODEL_NAME,
     listing_rows,
     metrics_text,
-    prepare,
-    register_version,
-    serving_config,
+    registered_listings,
+    running_endpoint,
     wait_for,
 )
 
@@ -94,27 +91,16 @@ def request_rows(count: int, seed: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chaos]:
     tmp = tmp_path_factory.mktemp("chaos")
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    config = serving_config(
-        tmp,
-        uri,
-        [
-            f"serve.port={free_port()}",
-            "serve.app_name=chaos",
-            "serve.cpus_per_replica=0.1",
-            f"serve.autoscaling.min_replicas={REPLICAS}",
-            f"serve.autoscaling.max_replicas={REPLICAS}",
-        ],
+    overrides = ["serve.app_name=chaos", f"serve.autoscaling.min_replicas={REPLICAS}"]
+    config, uri, versions = registered_listings(
+        tmp, [*overrides, f"serve.autoscaling.max_replicas={REPLICAS}"], {"champion": 3}
     )
-    registered = register_version(config, prepare(config), seed=3, alias="champion")
+    registered = versions["champion"]
     rows = request_rows(24, seed=11)
     packaged = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{registered.version}").unwrap_python_model()
     expected = packaged.predict(None, pd.DataFrame(rows, columns=list(FEATURES)))["prediction"].tolist()
-    endpoint = deploy_model(config, uri)
-    try:
+    with running_endpoint(config, uri) as endpoint:
         yield Chaos(config, endpoint, registered.version, rows, [float(v) for v in expected])
-    finally:
-        endpoint.shutdown()
 
 
 def replicas(app: str) -> list[dict[str, Any]]:
