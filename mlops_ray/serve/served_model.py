@@ -21,9 +21,16 @@ from mlops_ray.registry.integrity import load_version
 from mlops_ray.registry.packaged_model import PackagedModel
 from mlops_ray.registry.refs import ModelRef, resolve_model_ref
 from mlops_ray.serve.contract import RequestContract, contract_for
-from mlops_ray.tags import SCHEMA_ARTIFACT, SCHEMA_DIGEST_TAG
+from mlops_ray.tags import (
+    CONFIG_DIGEST_TAG,
+    FINGERPRINT_TAG,
+    GIT_COMMIT_TAG,
+    SCHEMA_ARTIFACT,
+    SCHEMA_DIGEST_TAG,
+    SOURCE_TAG,
+)
 
-LINEAGE_TAGS = ("data.source", "data.fingerprint", SCHEMA_DIGEST_TAG, "config.sha256", "git.commit")
+LINEAGE_TAGS = (SOURCE_TAG, FINGERPRINT_TAG, SCHEMA_DIGEST_TAG, CONFIG_DIGEST_TAG, GIT_COMMIT_TAG)
 
 
 @dataclass
