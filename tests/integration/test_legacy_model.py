@@ -41,8 +41,7 @@ def legacy_store(folder: Path) -> str:
             for column in db.execute(f"PRAGMA table_info('{table}')").fetchall():
                 if column[2].upper().startswith(("VARCHAR", "TEXT")):
                     db.execute(
-                        f'UPDATE "{table}" SET "{column[1]}" = REPLACE("{column[1]}", ?, ?) '
-                        f'WHERE "{column[1]}" LIKE ?',
+                        f'UPDATE "{table}" SET "{column[1]}" = REPLACE("{column[1]}", ?, ?) WHERE "{column[1]}" LIKE ?',
                         (PREFIX, str(folder), f"%{PREFIX}%"),
                     )
     return f"sqlite:///{folder / 'mlflow.db'}"
