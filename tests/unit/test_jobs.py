@@ -51,7 +51,7 @@ def test_the_job_upload_holds_what_a_job_runs_and_stays_small(tmp_path: Path) ->
     package = tmp_path / "upload.zip"
     create_package(str(ROOT), package, include_parent_dir=False, excludes=spec["excludes"], include_gitignore=True)
     names = set(zipfile.ZipFile(package).namelist())
-    assert {"mlops_ray/cli.py", "jobs/common.py", "jobs/pipeline.py", "configs/quickstart.yaml"} <= names
+    assert {"mlops_ray/cli/__init__.py", "jobs/common.py", "jobs/pipeline.py", "configs/quickstart.yaml"} <= names
     assert not {name for name in names if name.split("/")[0] in ("tests", "benchmarks", "docs", ".venv", ".git")}
     # Ray stores the files uncompressed: the source itself (~520 kB); twice that means something heavy came along
     assert package.stat().st_size < 1_000_000, package.stat().st_size
