@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from mlops_ray.data.preprocessing import Preprocessing
 from mlops_ray.data.schema import ColumnSchema, DataSchema
+from mlops_ray.tags import CONFIG_DIGEST_TAG, FINGERPRINT_TAG, GIT_COMMIT_TAG, SCHEMA_DIGEST_TAG, SOURCE_TAG
 
 LINEAGE_ROWS = (
-    ("data fingerprint", "data.fingerprint"),
-    ("data source", "data.source"),
-    ("schema sha256", "data.schema_sha256"),
-    ("config sha256", "config.sha256"),
-    ("git commit", "git.commit"),
+    ("data fingerprint", FINGERPRINT_TAG),
+    ("data source", SOURCE_TAG),
+    ("schema sha256", SCHEMA_DIGEST_TAG),
+    ("config sha256", CONFIG_DIGEST_TAG),
+    ("git commit", GIT_COMMIT_TAG),
     ("MLflow run", "run_id"),
 )
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from mlops_ray.compare.diff import LINEAGE_ROWS
 from mlops_ray.evaluate.bootstrap import Interval
 from mlops_ray.modeltests.checks import CaseResult
+from mlops_ray.tags import CONFIG_DIGEST_TAG, FINGERPRINT_TAG, GIT_COMMIT_TAG, SCHEMA_DIGEST_TAG
 
 MARKDOWN_SLICES = 10  # the slices that moved most; the HTML page lists them all
 COMMENT_LIMIT = 65_536  # characters GitHub accepts in one pull-request comment
@@ -267,7 +268,7 @@ def _short(facts: VersionFacts | None) -> str:
 
 
 def _code(value: str, key: str) -> str:
-    short = value[:12] if key in ("data.fingerprint", "data.schema_sha256", "config.sha256", "git.commit") else value
+    short = value[:12] if key in (FINGERPRINT_TAG, SCHEMA_DIGEST_TAG, CONFIG_DIGEST_TAG, GIT_COMMIT_TAG) else value
     return f"`{short}`" if short else "-"
 
 
