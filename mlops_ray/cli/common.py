@@ -6,8 +6,10 @@ error's exit code; a traceback is shown only for bugs (or with ``--debug``).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, TypeVar
 
 import typer
@@ -54,15 +56,22 @@ def load(path: Path, overrides: list[str] | None) -> Config:
     return load_config(path, overrides or ())
 
 
-def stage_command(config: Path, overrides: list[str] | None) -> tuple[Config, StageReporter]:
-    """The preamble of every command that runs a stage: the config first, then quiet libraries and a reporter.
+def stage_command(config: Path, overrides: list[str] | None, module: str) -> tuple[Config, StageReporter, ModuleType]:
+    """The preamble of every command that runs a stage: its config, then its stage module, then a reporter.
 
-    Call it before importing the stage: that import pulls in Ray, torch and MLflow (about
-    ten seconds on two cores), and a bad config, typed or submitted as a Ray job, should
-    be reported in under a second.
+    In that order because the config is cheap and the stage is not: importing it pulls in Ray,
+    torch and MLflow (about ten seconds on two cores), and a bad config, typed or submitted
+    as a Ray job, should be reported in under a second. The libraries are quieted after the
+    import, since Serve sets up its loggers when it is imported.
     """
     resolved = guard(lambda: load(config, overrides))
-    return resolved, new_reporter()
+    return (resolved, *stage_module(module))
+
+
+def stage_module(module: str) -> tuple[StageReporter, ModuleType]:
+    """Import a stage, then quiet the libraries it brought in; a reporter on this console."""
+    stage = importlib.import_module(module)
+    return new_reporter(), stage
 
 
 def new_reporter() -> StageReporter:

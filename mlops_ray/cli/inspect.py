@@ -25,10 +25,8 @@ def config_show(config: ConfigPath, set_: Overrides = None) -> None:
 
 def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
     """Content digest of the source: same rows in any files or order give the same digest."""
-    resolved, _ = stage_command(config, set_)
-    from mlops_ray.data.stage import fingerprint_source
-
-    uri, result = guard(lambda: fingerprint_source(resolved))
+    resolved, _, stage = stage_command(config, set_, "mlops_ray.data.stage")
+    uri, result = guard(lambda: stage.fingerprint_source(resolved))
     table = Table(title=f"fingerprint of {uri}", show_header=False, title_justify="left")
     table.add_row("digest", result.digest)
     table.add_row("rows", str(result.rows))
@@ -38,10 +36,8 @@ def data_fingerprint(config: ConfigPath, set_: Overrides = None) -> None:
 
 def data_profile(config: ConfigPath, set_: Overrides = None) -> None:
     """Per-column counts, nulls, min/max/mean and most frequent categories."""
-    resolved, _ = stage_command(config, set_)
-    from mlops_ray.data.stage import profile_source
-
-    uri, result = guard(lambda: profile_source(resolved))
+    resolved, _, stage = stage_command(config, set_, "mlops_ray.data.stage")
+    uri, result = guard(lambda: stage.profile_source(resolved))
     table = Table(title=f"profile of {uri}: {result.rows} rows", title_justify="left")
     for heading in ("column", "kind", "non-null", "nulls", "min", "max", "mean", "top values"):
         text = heading in ("column", "kind", "top values")
@@ -60,13 +56,12 @@ def data_infer_schema(
     set_: Overrides = None,
 ) -> None:
     """Write the source's schema (types, nullability, ranges, categories, roles) for review and reuse."""
-    resolved, _ = stage_command(config, set_)
+    resolved, _, stage = stage_command(config, set_, "mlops_ray.data.stage")
     from mlops_ray.data.schema import save_schema
-    from mlops_ray.data.stage import infer_source_schema
 
     if output.exists() and not force:
         guard(lambda: fail(ConfigError("already exists; pass --force to overwrite it", where=str(output))))
-    uri, schema = guard(lambda: infer_source_schema(resolved))
+    uri, schema = guard(lambda: stage.infer_source_schema(resolved))
     save_schema(schema, output)
     table = Table(title=f"schema of {uri} -> {output}", title_justify="left")
     for heading in ("column", "type", "role", "nullable", "range or categories"):
@@ -86,10 +81,8 @@ def data_validate(
     set_: Overrides = None,
 ) -> None:
     """Check every row against data.schema_file; exit 1 if any row breaks it."""
-    resolved, _ = stage_command(config, set_)
-    from mlops_ray.data.stage import validate_source
-
-    result = guard(lambda: validate_source(resolved, quarantine))
+    resolved, _, stage = stage_command(config, set_, "mlops_ray.data.stage")
+    result = guard(lambda: stage.validate_source(resolved, quarantine))
     report = result.report
     if report.ok:
         console.print(f"All {report.rows} rows of {result.uri} match {result.schema_file}.", highlight=False)

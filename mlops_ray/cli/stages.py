@@ -18,8 +18,8 @@ from mlops_ray.cli.common import (
     fail,
     guard,
     load,
-    new_reporter,
     stage_command,
+    stage_module,
 )
 from mlops_ray.errors import ConfigError
 
@@ -35,10 +35,8 @@ def train(
     ] = False,
 ) -> None:
     """Train one model: data -> Ray Train -> packaged model and test metrics in an MLflow run; --register: a version."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.train.stage import run_training
-
-    guard(lambda: run_training(resolved, reporter, resume=resume, register=register))
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.train.stage")
+    guard(lambda: stage.run_training(resolved, reporter, resume=resume, register=register))
 
 
 def tune(
@@ -50,10 +48,8 @@ def tune(
     ] = False,
 ) -> None:
     """Sweep hyperparameters with Ray Tune; register the best trial's model as @challenger."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.tune.stage import run_tuning
-
-    guard(lambda: run_tuning(resolved, reporter, resume=resume))
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.tune.stage")
+    guard(lambda: stage.run_tuning(resolved, reporter, resume=resume))
 
 
 def run(
@@ -62,10 +58,8 @@ def run(
     serve: Annotated[bool, typer.Option("--serve", help="Keep the endpoint up until Ctrl-C.")] = False,
 ) -> None:
     """Run the whole chain: data -> train (or sweep) -> register -> gate -> promote -> serve @champion -> predict."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray import pipeline
-
-    guard(lambda: pipeline.run(resolved, reporter, keep_serving=serve))
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.pipeline")
+    guard(lambda: stage.run(resolved, reporter, keep_serving=serve))
 
 
 def evaluate(
@@ -74,10 +68,8 @@ def evaluate(
     set_: Overrides = None,
 ) -> None:
     """Score a registered version on the test split: metrics, slices (worst flagged), plots in an MLflow run."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.evaluate.stage import run_evaluation
-
-    guard(lambda: run_evaluation(resolved, reporter, model))
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.evaluate.stage")
+    guard(lambda: stage.run_evaluation(resolved, reporter, model))
 
 
 def promote(
@@ -89,15 +81,13 @@ def promote(
     set_: Overrides = None,
 ) -> None:
     """Run the promotion gate on a challenger; move @champion only on PROMOTE or FIRST_MODEL. Exit 3 on REJECT."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.promote.stage import run_promotion, run_rollback
-
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.promote.stage")
     if rollback:
         if model is not None:
             guard(lambda: fail(ConfigError("--rollback takes no --model: it restores the previous champion")))
-        guard(lambda: run_rollback(resolved, reporter))
+        guard(lambda: stage.run_rollback(resolved, reporter))
         return
-    outcome = guard(lambda: run_promotion(resolved, reporter, model))
+    outcome = guard(lambda: stage.run_promotion(resolved, reporter, model))
     if outcome.decision is not None and not outcome.decision.promotes:
         raise typer.Exit(3)
 
@@ -108,10 +98,8 @@ def test_model(
     set_: Overrides = None,
 ) -> None:
     """Run the config's behavioural tests (model_tests) and data contract on a version. Exit 3 if one fails."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.modeltests.stage import run_model_tests
-
-    outcome = guard(lambda: run_model_tests(resolved, reporter, model))
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.modeltests.stage")
+    outcome = guard(lambda: stage.run_model_tests(resolved, reporter, model))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -133,11 +121,9 @@ def report(
     """Compare a version with another (default @champion): metrics and slices with intervals, tests, lineage."""
     if fmt not in ("markdown", "html"):
         guard(lambda: fail(ConfigError(f"'{fmt}' is not a format; use markdown or html", where="--format")))
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.compare.stage import run_report
-
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.compare.stage")
     target = output or Path("model-report.md" if fmt == "markdown" else "model-report.html")
-    guard(lambda: run_report(resolved, reporter, model, against, fmt, target))  # type: ignore[arg-type]
+    guard(lambda: stage.run_report(resolved, reporter, model, against, fmt, target))  # type: ignore[arg-type]
 
 
 def serve(
@@ -162,19 +148,19 @@ def serve(
 
     `serve build` writes the same endpoint as a Serve config for `serve deploy` or a KubeRay RayService.
     """
-    from mlops_ray.serve.stage import build_serve_file, run_serving
-
     if target == "build":
         if build_config is None or output is None:
             guard(lambda: fail(ConfigError("usage: mlops-ray serve build CONFIG -o serve.yaml", where="serve build")))
         resolved = guard(lambda: load(build_config, set_))  # type: ignore[arg-type]
+        from mlops_ray.serve.stage import build_serve_file
+
         written = guard(lambda: build_serve_file(resolved, output, model, canary))  # type: ignore[arg-type]
         console.print(f"Wrote {written}: `serve deploy {written}` or a RayService's serveConfigV2.", highlight=False)
         return
     if build_config is not None or output is not None:
         guard(lambda: fail(ConfigError("-o and a second CONFIG go with `serve build` only", where="serve")))
-    resolved, reporter = stage_command(Path(target), set_)
-    guard(lambda: run_serving(resolved, reporter, model, canary, detach))
+    resolved, reporter, stage = stage_command(Path(target), set_, "mlops_ray.serve.stage")
+    guard(lambda: stage.run_serving(resolved, reporter, model, canary, detach))
 
 
 def _timestamp(value: str | None, option: str) -> datetime | None:
@@ -201,13 +187,11 @@ def monitor(
     set_: Overrides = None,
 ) -> None:
     """Compare captured traffic with the model's training data. Exit 0 no drift, 3 drift, 4 too little traffic."""
-    resolved, reporter = stage_command(config, set_)
-    from mlops_ray.monitor.stage import run_monitor
-
+    resolved, reporter, stage = stage_command(config, set_, "mlops_ray.monitor.stage")
     start, end = guard(lambda: (_timestamp(since, "--since"), _timestamp(until, "--until")))
     if start and end and start >= end:
         guard(lambda: fail(ConfigError(f"--since {since} is not before --until {until}", where="--since")))
-    outcome = guard(lambda: run_monitor(resolved, reporter, str(config), set_ or [], model, start, end))
+    outcome = guard(lambda: stage.run_monitor(resolved, reporter, str(config), set_ or [], model, start, end))
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
 
@@ -255,10 +239,8 @@ def reproduce(
     set_: Overrides = None,
 ) -> None:
     """Verify the data fingerprint, train again from the run's recorded config, compare metrics. Exit 1 if off."""
-    reporter = new_reporter()
-    from mlops_ray.train.reproduce import run_reproduce
-
+    reporter, stage = stage_module("mlops_ray.train.reproduce")
     uri = settings.tracking_uri(tracking_uri)
-    result = guard(lambda: run_reproduce(run_id, reporter, uri, tuple(set_ or ()), tolerance))
+    result = guard(lambda: stage.run_reproduce(run_id, reporter, uri, tuple(set_ or ()), tolerance))
     if not result.matches:
         raise typer.Exit(1)
