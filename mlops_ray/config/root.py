@@ -63,10 +63,10 @@ class Config(Section):
         for path, dimension in self.tune.space.items():
             _check_dimension(base, path, dimension)
         if self.tune.scheduler == "pbt":
-            if self.train.num_workers != 1:
+            if self.train.num_workers not in (0, 1, "auto"):
                 raise ValueError(
-                    "'tune.scheduler' pbt copies checkpoints between trials, which needs one-worker trials; "
-                    f"set train.num_workers: 1 (got {self.train.num_workers}) or use asha"
+                    "'tune.scheduler' pbt copies checkpoints between trials, which needs one-worker trials "
+                    f"(in-process); set train.num_workers: 1 (got {self.train.num_workers}) or use asha"
                 )
             if not any(p.startswith("train.") or p == "model.dropout" for p in self.tune.space):
                 raise ValueError(

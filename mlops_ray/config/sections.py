@@ -8,7 +8,7 @@ them all into ``Config``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -135,7 +135,15 @@ class FaultInjection(Section):
 
 
 class TrainConfig(Section):
-    num_workers: int = Field(2, ge=1)
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        2,
+        description="Ray Train workers; 0: Ray Train's local mode (the loop in this process, no worker group); "
+        "auto: local mode below local_below_rows training rows (when max_failures is 0), auto_workers above",
+    )
+    local_below_rows: int = Field(
+        20_000, ge=0, description="num_workers auto: train in-process on a training split smaller than this"
+    )
+    auto_workers: int = Field(2, ge=1, description="num_workers auto: the workers for a larger training split")
     use_gpu: bool = False
     resources_per_worker: dict[str, float] = Field(
         default_factory=lambda: {"CPU": 1.0}, description="Ray resources per worker, e.g. {CPU: 4, GPU: 1}"
@@ -164,6 +172,17 @@ class TrainConfig(Section):
         ".mlops-ray/ray_results", description="Ray Train checkpoints and results: a local path or a URI (s3://...)"
     )
     fault_injection: FaultInjection | None = Field(None, description="testing only: make a worker fail once")
+
+    def workers_for(self, train_rows: int) -> int:
+        """The Ray Train workers for a training split of ``train_rows`` rows; 0 is local mode (in-process).
+
+        ``auto`` trains in-process below ``local_below_rows``: on small data a worker group's
+        start-up (seconds) costs more than it saves. Local mode has no worker to restart, so a
+        config that asks for restarts (``max_failures``) always gets workers.
+        """
+        if self.num_workers != "auto":
+            return self.num_workers
+        return 0 if train_rows < self.local_below_rows and self.max_failures == 0 else self.auto_workers
 
     @model_validator(mode="after")
     def _gpu_consistent(self) -> TrainConfig:

@@ -80,7 +80,7 @@ def log_run_inputs(
             STAGE_TAG: stage,
             MODEL_TAG: config.registry.model_name,
             FINGERPRINT_TAG: data.fingerprint.digest,
-            **_system_facts(config),
+            **_system_facts(config, data.row_counts["train"]),
         }
     )
     mlflow.log_params(flatten(config.model_dump(mode="json", exclude={"tune"})))
@@ -102,7 +102,7 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def _system_facts(config: Config) -> dict[str, str]:
+def _system_facts(config: Config, train_rows: int) -> dict[str, str]:
     device = "cpu"
     if config.train.use_gpu and torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
@@ -110,7 +110,7 @@ def _system_facts(config: Config) -> dict[str, str]:
         device = "gpu (on the workers)"
     return {
         **provenance_tags(),
-        TRAIN_WORKERS_TAG: str(config.train.num_workers),
+        TRAIN_WORKERS_TAG: str(config.train.workers_for(train_rows)),  # 0: local mode
         TRAIN_DEVICE_TAG: device,
     }
 

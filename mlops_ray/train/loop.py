@@ -25,9 +25,10 @@ import torch.distributed as dist
 from torch import nn
 
 from mlops_ray.models import ModelSpec, build_model
+from mlops_ray.train.local_checkpoints import LocalCheckpoints
 from mlops_ray.train.optim import apply_optimizer_settings, make_optimizer, make_scheduler
 from mlops_ray.train.precision import Precision
-from mlops_ray.train.session import LoopSession, RayTrainSession
+from mlops_ray.train.session import LocalModeSession, LoopSession, RayTrainSession
 from mlops_ray.train.state import Progress, load_checkpoint, save_checkpoint
 
 TARGET_DTYPES = {"classification": torch.long, "regression": torch.float32}
@@ -36,8 +37,10 @@ TIMING_METRICS = frozenset({"train_seconds", "train_samples_per_s", "first_batch
 
 
 def train_loop_per_worker(cfg: dict[str, Any]) -> None:
-    """Ray Train's entry: one worker of a TorchTrainer group."""
-    run_loop(cfg, RayTrainSession())
+    """Ray Train's entry: one worker of a TorchTrainer group, or the calling process in local mode."""
+    local = cfg.get("local_checkpoints")
+    session = LocalModeSession(LocalCheckpoints(**local), cfg["use_gpu"]) if local else RayTrainSession()
+    run_loop(cfg, session)
 
 
 def run_loop(cfg: dict[str, Any], session: LoopSession) -> None:

@@ -1,10 +1,11 @@
-"""Where the training loop runs: a Ray Train worker, or a Ray Tune trial in-process.
+"""Where the training loop runs: a Ray Train worker, Ray Train's local mode, or a Ray Tune trial in-process.
 
 The loop asks its session for its rank, device, data and checkpoint, and reports
-through it; nothing else in the loop knows which of the two it runs under. That is
-what lets a one-worker sweep trial run the very same loop inside the Tune trial's
-own process (no worker group to start), while a multi-worker trial starts a
-TorchTrainer whose workers use ``RayTrainSession``.
+through it; nothing else in the loop knows which of them it runs under. That is what
+lets a small training run (``train.num_workers: 0``, or ``auto`` on small data) and a
+one-worker sweep trial run the very same loop inside the calling process (no worker
+group to start), while larger runs and multi-worker trials start a TorchTrainer whose
+workers use ``RayTrainSession``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import ray.train.torch
 import ray.tune
 import torch
 from torch import nn
+
+from mlops_ray.train.local_checkpoints import LocalCheckpoints
 
 
 class LoopSession(Protocol):
@@ -60,6 +63,33 @@ class RayTrainSession:
 
     def kept_tensors(self, name: str) -> dict[str, torch.Tensor]:
         return {}  # a worker group lives for one run: nothing to hand on
+
+
+class LocalModeSession:
+    """Ray Train's local mode: the whole train/val datasets in this process, checkpoints kept by ``store``."""
+
+    def __init__(self, store: LocalCheckpoints, use_gpu: bool) -> None:
+        self.rank = 0
+        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        self.store = store
+
+    def prepare_model(self, network: nn.Module) -> nn.Module:
+        return network.to(self.device)
+
+    def dataset(self, name: str) -> Any:
+        return ray.train.get_dataset_shard(name)  # in local mode: the whole dataset
+
+    def checkpoint(self) -> ray.train.Checkpoint | None:
+        latest = self.store.latest()  # local mode itself keeps nothing between runs; `--resume` reads the store
+        return ray.train.Checkpoint.from_directory(latest) if latest else None
+
+    def report(self, metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        if checkpoint_dir:
+            self.store.save(checkpoint_dir, metrics)
+        ray.train.report(metrics)
+
+    def kept_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        return {}
 
 
 class TuneTrialSession:

@@ -30,6 +30,7 @@ from mlops_ray.config import Config, TrainConfig
 from mlops_ray.errors import ConfigError, TrainingError
 from mlops_ray.models import ModelSpec
 from mlops_ray.models.record import TrainResult
+from mlops_ray.train.local_checkpoints import LocalCheckpoints
 from mlops_ray.train.loop import train_loop_per_worker
 from mlops_ray.train.state import WEIGHTS_FILE
 
@@ -63,11 +64,15 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
     check_selection_metric(train, data.task)
     storage = storage_uri(train.storage_path)
     name = run_name(run_id)
+    workers = train.workers_for(data.row_counts["train"])
     cfg = loop_config(config, spec, data.target.task, data.target.std, tracking_uri, run_id)
     if train.fault_injection is not None:
         marker = Path(storage) / name / f"fault-injected-epoch-{train.fault_injection.epoch}"
         cfg["fault_injection"] = {**train.fault_injection.model_dump(), "marker": str(marker)}
-    trainer = build_trainer(train, cfg, {"train": data.train, "val": data.val}, name, storage)
+    store = local_checkpoints(train, Path(storage) / name) if workers == 0 else None
+    if store is not None:
+        cfg["local_checkpoints"] = store.arguments()  # the loop builds its own store from these
+    trainer = build_trainer(train, workers, cfg, {"train": data.train, "val": data.val}, name, storage)
     try:
         result = trainer.fit()
     except TrainingFailedError as exc:
@@ -77,7 +82,24 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
             hint="Worker logs are in /tmp/ray/session_latest/logs; raise train.max_failures to retry more, "
             "and `mlops-ray train CONFIG --resume` continues from the last checkpoint.",
         ) from None
+    except Exception as exc:
+        if store is None:
+            raise
+        raise TrainingError(
+            f"training failed in this process (local mode restarts nothing): {type(exc).__name__}: {exc}",
+            where=f"Ray Train run {name} under {storage} (local mode)",
+            hint="`mlops-ray train CONFIG --resume` continues from the last checkpoint; for restarts after a "
+            "failure, train with workers (train.num_workers >= 1, and train.max_failures).",
+        ) from exc
+    if store is not None:
+        return _best_local(store, spec, result)
     return _best(result, spec, train.checkpoint.metric, train.checkpoint.mode)
+
+
+def local_checkpoints(train: TrainConfig, root: Path) -> LocalCheckpoints:
+    """Where a local-mode run keeps its checkpoints, ranked as the worker group's ``CheckpointConfig`` ranks them."""
+    selection = train.checkpoint
+    return LocalCheckpoints(root, selection.keep, selection.metric, selection.mode)
 
 
 def loop_config(
@@ -96,23 +118,33 @@ def loop_config(
 
 def build_trainer(
     train: TrainConfig,
+    workers: int,
     cfg: dict[str, Any],
     datasets: dict[str, Any],
     name: str,
     storage: str,
     callbacks: tuple[Any, ...] = (),
 ) -> TorchTrainer:
-    """The TorchTrainer every training path uses: ``mlops-ray train`` and each multi-worker sweep trial."""
+    """The TorchTrainer every training path uses: ``mlops-ray train`` and each multi-worker sweep trial.
+
+    ``workers`` 0 is Ray Train's local mode: the loop runs in this process, with no worker
+    group, placement group or controller to start (seconds on a laptop, most of a small run).
+    """
     selection = train.checkpoint
-    return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=cfg,
-        scaling_config=ScalingConfig(
-            num_workers=train.num_workers,
+    scaling = (
+        ScalingConfig(num_workers=0, use_gpu=train.use_gpu)
+        if workers == 0
+        else ScalingConfig(
+            num_workers=workers,
             use_gpu=train.use_gpu,
             resources_per_worker=dict(train.resources_per_worker),
             placement_strategy=train.placement_strategy,
-        ),
+        )
+    )
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=cfg,
+        scaling_config=scaling,
         run_config=RunConfig(
             name=name,
             storage_path=storage,
@@ -141,6 +173,18 @@ def _best(result: Result, spec: ModelSpec, metric: str, mode: str) -> TrainResul
     best = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
     final = {k: float(v) for k, v in (result.metrics or metrics).items() if isinstance(v, int | float)}
     return TrainResult(spec, state_dict, best, checkpoint.path, int(final["epoch"]), final)
+
+
+def _best_local(store: LocalCheckpoints, spec: ModelSpec, result: Result) -> TrainResult:
+    """The best checkpoint a local-mode run kept, as ``_best`` picks it from a worker group's result."""
+    best = store.best()
+    if best is None:
+        raise TrainingError("training finished without a checkpoint", where="train.checkpoint")
+    path, metrics = best
+    state_dict = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    final = {k: float(v) for k, v in (result.metrics or metrics).items() if isinstance(v, int | float)}
+    return TrainResult(spec, state_dict, numbers, str(path), int(final["epoch"]), final)
 
 
 def _root_cause(exc: TrainingFailedError) -> str:

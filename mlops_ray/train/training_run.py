@@ -63,7 +63,9 @@ def train_and_log(
         run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
         if resume_id is None:
             log_run_inputs(config, config_text, data, run_id, reporter, stage="train")
-        doing = f"{config.train.num_workers} Ray Train worker(s), {config.train.epochs} epochs"
+        workers = config.train.workers_for(data.row_counts["train"])
+        where = f"{workers} Ray Train worker(s)" if workers else "in this process (Ray Train local mode)"
+        doing = f"{where}, {config.train.epochs} epochs"
         with reporter.stage("train", ("resuming: " if resume_id else "") + doing) as stage:
             trained = train_model(config, data, tracking_uri, run_id)
             best = trained.best_metrics

@@ -88,6 +88,14 @@ def sweep_and_register(
             hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
         )
     _check_metric(config, settings, data.task)
+    workers = config.train.workers_for(data.row_counts["train"])
+    if settings.scheduler == "pbt" and workers > 1:
+        raise ConfigError(
+            f"pbt needs one-worker trials, but train.num_workers {config.train.num_workers} means {workers} workers "
+            f"for {data.row_counts['train']} training rows",
+            where="train.num_workers",
+            hint="Set train.num_workers: 1 (or 0), or use the asha scheduler.",
+        )
     epochs = config.train.epochs
     with mlflow.start_run(
         run_id=previous.info.run_id if previous else None,

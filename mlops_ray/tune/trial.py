@@ -40,6 +40,7 @@ class TrialSetup:
     target_std: float
     storage: str  # where multi-worker trials keep their Ray Train runs
     data_key: str  # names these prepared splits: a reused actor keeps their tensors for its next trial
+    train_rows: int  # what `train.num_workers: auto` decides on
 
 
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
@@ -58,11 +59,13 @@ def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     config = trial_config(setup.base, params)
     spec = ModelSpec.from_config(config.model, setup.input_width, setup.n_outputs)
     cfg = loop_config(config, spec, setup.task, setup.target_std, tracking_uri=None, run_id=None)
-    if config.train.num_workers == 1:
+    workers = config.train.workers_for(setup.train_rows)
+    if workers <= 1:  # local mode and one worker alike: the loop in the trial's own process
         run_loop(cfg, TuneTrialSession(setup.datasets, config.train.use_gpu, setup.data_key))
         return
     name = f"trial-{ray.tune.get_context().get_trial_id()}"
-    trainer = build_trainer(config.train, cfg, setup.datasets, name, setup.storage, (TuneReportCallback(),))
+    callbacks = (TuneReportCallback(),)
+    trainer = build_trainer(config.train, workers, cfg, setup.datasets, name, setup.storage, callbacks)
     trainer.fit()
 
 
@@ -77,13 +80,15 @@ def make_trainable(config: Config, data: PreparedData, train_runs: str) -> Any:
         target_std=data.target.std,
         storage=train_runs,
         data_key=hashlib.sha256(f"{data.fingerprint.digest} {config.data.model_dump_json()}".encode()).hexdigest(),
+        train_rows=data.row_counts["train"],
     )
-    return ray.tune.with_resources(ray.tune.with_parameters(run_trial, setup=setup), trial_resources(config))
+    resources = trial_resources(config, setup.train_rows)
+    return ray.tune.with_resources(ray.tune.with_parameters(run_trial, setup=setup), resources)
 
 
-def trial_resources(config: Config) -> dict[str, float]:
+def trial_resources(config: Config, train_rows: int) -> dict[str, float]:
     """What Tune reserves for a trial: one worker's share in-process; a token CPU for a trainer's driver."""
-    if config.train.num_workers == 1:
+    if config.train.workers_for(train_rows) <= 1:
         resources = dict(config.train.resources_per_worker)
         if config.train.use_gpu:
             resources.setdefault("GPU", 1.0)

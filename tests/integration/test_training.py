@@ -19,6 +19,7 @@ from mlops_ray.cli import app
 from mlops_ray.config import Config, load_config
 from mlops_ray.errors import TrainingError
 from mlops_ray.reporting import StageReporter
+from mlops_ray.tags import TRAIN_WORKERS_TAG
 from mlops_ray.train.loop import TIMING_METRICS
 from mlops_ray.train.stage import run_training
 from mlops_ray.train.training_run import TrainingOutcome
@@ -120,3 +121,33 @@ def test_train_command_explains_when_there_is_nothing_to_resume(tmp_path: Path) 
     result = CliRunner().invoke(app, ["train", str(config), "--resume"])
     assert result.exit_code == 1, result.output
     assert "there is no training run to resume" in result.output
+
+
+def test_local_mode_trains_in_process_like_one_worker_and_auto_chooses_it_for_small_data(tmp_path: Path) -> None:
+    """Ray Train's local mode (auto picks it below train.local_below_rows): same loop, metrics, checkpoints."""
+    local_config = config_for(tmp_path / "local", "train.num_workers=auto", "train.epochs=3")
+    worker_config = config_for(tmp_path / "worker", "train.num_workers=1", "train.epochs=3")
+    local, worker = train(local_config), train(worker_config)
+
+    run = MlflowClient(local_config.tracking.uri).get_run(local.run_id)
+    assert run.data.tags[TRAIN_WORKERS_TAG] == "0" and run.data.params["train.num_workers"] == "auto"
+    assert steps(local_config, local.run_id) == [1, 2, 3]
+    kept = sorted(p.name for p in (tmp_path / "local" / "ray_results" / f"train-{local.run_id}").glob("checkpoint_*"))
+    assert kept == ["checkpoint_epoch_000002", "checkpoint_epoch_000003"]  # keep 2: the best two (and the newest)
+    assert local.trained.epochs_run == worker.trained.epochs_run == 3
+    for name in ("val_loss", "val_accuracy", "train_loss"):  # the same seed and rows; batch order may differ
+        assert local.trained.final_metrics[name] == pytest.approx(worker.trained.final_metrics[name], abs=0.05), name
+    assert local.test_metrics["test_accuracy"] == pytest.approx(worker.test_metrics["test_accuracy"], abs=0.05)
+
+
+def test_a_local_mode_failure_fails_the_run_and_resume_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    config = config_for(tmp_path, "train.num_workers=0", "train.fault_injection={epoch: 3, rank: 0}")
+    with pytest.raises(TrainingError, match="local mode restarts nothing") as failed:
+        train(config)
+    assert "injected fault at epoch 3" in str(failed.value)
+    client = MlflowClient(config.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(config.tracking.experiment).experiment_id])
+    assert run.info.status == "FAILED" and steps(config, run.info.run_id) == [1, 2]
+    resumed = train(config, resume=True)
+    assert resumed.run_id == run.info.run_id and resumed.resumed
+    assert steps(config, resumed.run_id) == [1, 2, 3, 4, 5]

@@ -157,3 +157,22 @@ def test_training_options_are_checked_together() -> None:
         validate_config({"train": {"fault_injection": {"rank": 1}}})
     config = validate_config({"train": {"early_stopping": {"patience": 3}, "checkpoint": {"keep": 1}}})
     assert config.train.early_stopping is not None and config.train.early_stopping.min_delta == 0.0
+
+
+def test_num_workers_takes_0_for_local_mode_and_auto_decides_by_the_training_rows() -> None:
+    from mlops_ray.config import TrainConfig
+
+    assert TrainConfig(num_workers=0).workers_for(10**9) == 0
+    assert TrainConfig(num_workers=3).workers_for(10) == 3
+    auto = TrainConfig(num_workers="auto", local_below_rows=1000, auto_workers=4)
+    assert (auto.workers_for(999), auto.workers_for(1000)) == (0, 4)
+    restarting = TrainConfig(num_workers="auto", local_below_rows=1000, max_failures=2)
+    assert restarting.workers_for(10) == 2  # local mode restarts nothing: asking for restarts means workers
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_num_workers_names_the_field(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("{}")
+    with pytest.raises(ConfigError, match=r"train\.num_workers"):
+        load_config(path, [f"train.num_workers={value}"])
