@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -40,15 +41,40 @@ def machine(gpu: str = "no GPU") -> dict[str, str]:
         except PackageNotFoundError:
             stamp[package] = "not installed"
     stamp["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    commit, dirty = git_commit()
+    stamp["commit"] = commit + ("-dirty" if dirty else "")
+    stamp["load_average"] = dict(zip(("1min", "5min", "15min"), (round(v, 2) for v in os.getloadavg()), strict=True))
     return stamp
 
 
+def git_commit() -> tuple[str, bool]:
+    """The checkout's commit, and whether tracked files differ from it or untracked ones are not ignored."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)", True
+    return head.stdout.strip(), bool(status.stdout.strip())
+
+
 def emit(record: dict, name: str, save: bool) -> None:
-    """Print the result as one JSON line; with ``save``, also keep it as ``results/<name>.json``."""
+    """Print the result as one JSON line; with ``save``, also keep it as ``results/<name>.json``.
+
+    A saved result must name the code it measured, so saving from a checkout with
+    uncommitted changes is refused (the line is still printed).
+    """
     line = json.dumps(record)
     print(line)
-    if save:
-        (RESULTS / f"{name}.json").write_text(line + "\n")
+    if not save:
+        return
+    commit, dirty = git_commit()
+    if dirty:
+        raise SystemExit(
+            f"not saved: the checkout has uncommitted changes (HEAD {commit[:12]}), so the result would not name "
+            "the code it measured; commit, then run the benchmark again with --save"
+        )
+    (RESULTS / f"{name}.json").write_text(line + "\n")
 
 
 def goal_table(title: str, sides: Sequence[str]) -> Table:
