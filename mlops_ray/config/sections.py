@@ -136,7 +136,7 @@ class FaultInjection(Section):
 
 class TrainConfig(Section):
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
-        2,
+        "auto",
         description="Ray Train workers; 0: Ray Train's local mode (the loop in this process, no worker group); "
         "auto: local mode below local_below_rows training rows (when max_failures is 0), auto_workers above",
     )

@@ -56,7 +56,7 @@ def test_mlops_ray_run_serve_from_a_fresh_directory_until_ctrl_c(tmp_path: Path)
     cli = Path(sys.executable).with_name("mlops-ray")
     command = [
         str(cli), "run", str(ROOT / "configs" / "quickstart.yaml"), "--serve",
-        "--set", "train.epochs=2", "--set", "train.num_workers=1",  # the command is under test, not DDP
+        "--set", "train.epochs=2", "--set", "train.num_workers=0",  # the command is under test, not DDP
         "--set", f"serve.port={port}", "--set", "ray.include_dashboard=false",
     ]  # fmt: skip
     log = tmp_path / "output.log"

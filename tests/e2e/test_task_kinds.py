@@ -54,7 +54,7 @@ def test_a_bundled_multi_class_sample_runs_end_to_end(tmp_path: Path) -> None:
     # wine: three classes, a short training; iris, another small multi-class sample, would only repeat it. One
     # worker: the quickstart and the mixed-file regression below train with two (DDP).
     overrides = ["data.source=sklearn:wine", "registry.model_name=wine", "train.epochs=25", "train.lr=0.005"]
-    result, _ = run_pipeline(tmp_path, [*overrides, "train.num_workers=1"])
+    result, _ = run_pipeline(tmp_path, [*overrides, "train.num_workers=0"])
     assert result.test_metrics["test_accuracy"] > 0.7, result.test_metrics  # chance is about 0.4
     answer = result.prediction["predictions"][0]
     assert answer["predicted_class"] in answer["probabilities"]

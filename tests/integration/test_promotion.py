@@ -48,7 +48,7 @@ def make_config(tmp_path: Path, *extra: str) -> Config:
             "data.synthetic={rows: 3000, features: 6, categoricals: 1, seed: 5}",
             "model.depth=1",
             "model.width=32",
-            "train.num_workers=1",
+            "train.num_workers=0",  # local mode: the gate is under test, not the worker group
             "train.resources_per_worker={CPU: 0.5}",
             "train.batch_size=64",
             "train.lr=0.003",

@@ -23,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_quickstart_config_loads_with_its_values() -> None:
     config = load_config(QUICKSTART)
     assert config.data.source == "sklearn:breast_cancer"
-    assert config.train.num_workers == 2
+    assert config.train.num_workers == "auto"
     assert config.registry.alias == "champion"
     assert config.ray.num_cpus == 4
 

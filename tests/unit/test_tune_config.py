@@ -44,7 +44,7 @@ def tune_section(space: dict, **settings: object) -> dict:
             r"num_samples is 3 but the grid has 2 combinations",
         ),
         (tune_section({"train.lr": LR}, scheduler="pbt", searcher="optuna"), r"use searcher random"),
-        (tune_section({"train.lr": LR}, scheduler="pbt"), r"needs one-worker trials"),
+        ({"train": {"num_workers": 2}, **tune_section({"train.lr": LR}, scheduler="pbt")}, r"needs one-worker trials"),
         (
             {
                 "train": {"num_workers": 1},
