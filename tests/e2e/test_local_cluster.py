@@ -336,7 +336,9 @@ def test_drifted_traffic_makes_the_monitor_job_submit_a_retraining_job_that_comp
         assert answer.status_code == 200, answer.text[:1000]
     time.sleep(3)  # the replica's capture writer flushes every second
 
-    training = ("train.epochs=2", f"train.storage_path={cluster.scratch / 'results'}")
+    # Two workers: the quickstart's 398 rows would train in-process (local mode), and training across nodes is
+    # what this job is here to show.
+    training = ("train.epochs=2", "train.num_workers=2", f"train.storage_path={cluster.scratch / 'results'}")
     monitor_id = submit(cluster, "monitor", "monitor.on_drift=retrain", "monitor.min_rows=200", *training)
     status, _, took = wait_for_job(cluster, monitor_id, timeout_s=300)
     logs = job_logs(cluster, monitor_id)
