@@ -48,11 +48,7 @@ def guard(action: Callable[[], T]) -> T:
 
 
 def load(path: Path, overrides: list[str] | None) -> Config:
-    """The resolved config, loaded before a command imports its stage.
-
-    The stage pulls in Ray, torch and MLflow (about ten seconds on two cores); loading first
-    reports a bad config, by hand or as a job, in under a second.
-    """
+    """The resolved config: the file, then the ``--set`` overrides."""
     return load_config(path, overrides or ())
 
 
@@ -83,6 +79,7 @@ def new_reporter() -> StageReporter:
 
 
 def fail(error: Exception) -> None:
+    """Raise ``error``: what ``guard`` takes when a command itself finds a user mistake."""
     raise error
 
 

@@ -59,7 +59,7 @@ def unfinished_run(config: Config, stage: str, noun: str, instead: str) -> Run:
     Tune's saved state) is the caller's to check.
     """
     run = latest_run(config, stage)
-    where = f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
+    where = run_scope(config)
     if run is None:
         raise TrainingError(f"there is no {noun} to resume", where=where, hint="Run without --resume.")
     if run.info.status == "FINISHED":
@@ -69,6 +69,11 @@ def unfinished_run(config: Config, stage: str, noun: str, instead: str) -> Run:
             hint=f"Run without --resume to {instead}.",
         )
     return run
+
+
+def run_scope(config: Config) -> str:
+    """Where a stage's runs are looked for, as an error names it."""
+    return f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'"
 
 
 def log_run_inputs(

@@ -65,16 +65,23 @@ class RayTrainSession:
         return {}  # a worker group lives for one run: nothing to hand on
 
 
-class LocalModeSession:
-    """Ray Train's local mode: the whole train/val datasets in this process, checkpoints kept by ``store``."""
+class _InProcess:
+    """Rank 0 of one, in the calling process: the device the config asks for, no DDP to wrap the model in."""
 
-    def __init__(self, store: LocalCheckpoints, use_gpu: bool) -> None:
+    def __init__(self, use_gpu: bool) -> None:
         self.rank = 0
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-        self.store = store
 
     def prepare_model(self, network: nn.Module) -> nn.Module:
         return network.to(self.device)
+
+
+class LocalModeSession(_InProcess):
+    """Ray Train's local mode: the whole train/val datasets in this process, checkpoints kept by ``store``."""
+
+    def __init__(self, store: LocalCheckpoints, use_gpu: bool) -> None:
+        super().__init__(use_gpu)
+        self.store = store
 
     def dataset(self, name: str) -> Any:
         return ray.train.get_dataset_shard(name)  # in local mode: the whole dataset
@@ -92,17 +99,13 @@ class LocalModeSession:
         return {}
 
 
-class TuneTrialSession:
+class TuneTrialSession(_InProcess):
     """A one-worker Tune trial: the whole train/val datasets, checkpoints in the trial (so PBT can copy them)."""
 
     def __init__(self, datasets: dict[str, Any], use_gpu: bool, data_key: str) -> None:
-        self.rank = 0
-        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        super().__init__(use_gpu)
         self.datasets = datasets
         self.data_key = data_key  # names the prepared data (fingerprint, split, preprocessing) of this sweep
-
-    def prepare_model(self, network: nn.Module) -> nn.Module:
-        return network.to(self.device)
 
     def dataset(self, name: str) -> Any:
         return self.datasets[name].iterator()

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from ray.data import ExecutionOptions
 from ray.train import (
+    Checkpoint,
     CheckpointConfig,
     DataConfig,
     FailureConfig,
     LoggingConfig,
-    Result,
     RunConfig,
     ScalingConfig,
     TrainingFailedError,
@@ -91,9 +91,11 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
             hint="`mlops-ray train CONFIG --resume` continues from the last checkpoint; for restarts after a "
             "failure, train with workers (train.num_workers >= 1, and train.max_failures).",
         ) from exc
-    if store is not None:
-        return _best_local(store, spec, result)
-    return _best(result, spec, train.checkpoint.metric, train.checkpoint.mode)
+    if store is None:
+        kept = list(result.best_checkpoints)
+    else:  # local mode reports nothing Ray keeps: the store's best is the one candidate
+        kept = [(Checkpoint.from_directory(path), metrics) for path, metrics in filter(None, [store.best()])]
+    return _best(kept, result.metrics, spec, train.checkpoint.metric, train.checkpoint.mode)
 
 
 def local_checkpoints(train: TrainConfig, root: Path) -> LocalCheckpoints:
@@ -163,28 +165,19 @@ def build_trainer(
     )
 
 
-def _best(result: Result, spec: ModelSpec, metric: str, mode: str) -> TrainResult:
-    if not result.best_checkpoints:
+def _best(
+    kept: list[tuple[Checkpoint, dict[str, Any]]], last: dict[str, Any] | None, spec: ModelSpec, metric: str, mode: str
+) -> TrainResult:
+    """The best kept checkpoint by ``metric`` as a record; ``last`` is the final epoch's report."""
+    if not kept:
         raise TrainingError("training finished without a checkpoint", where="train.checkpoint")
     pick = min if mode == "min" else max
-    checkpoint, metrics = pick(result.best_checkpoints, key=lambda pair: pair[1][metric])
+    checkpoint, metrics = pick(kept, key=lambda pair: pair[1][metric])
     with checkpoint.as_directory() as directory:
         state_dict = torch.load(Path(directory) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     best = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    final = {k: float(v) for k, v in (result.metrics or metrics).items() if isinstance(v, int | float)}
+    final = {k: float(v) for k, v in (last or metrics).items() if isinstance(v, int | float)}
     return TrainResult(spec, state_dict, best, checkpoint.path, int(final["epoch"]), final)
-
-
-def _best_local(store: LocalCheckpoints, spec: ModelSpec, result: Result) -> TrainResult:
-    """The best checkpoint a local-mode run kept, as ``_best`` picks it from a worker group's result."""
-    best = store.best()
-    if best is None:
-        raise TrainingError("training finished without a checkpoint", where="train.checkpoint")
-    path, metrics = best
-    state_dict = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    final = {k: float(v) for k, v in (result.metrics or metrics).items() if isinstance(v, int | float)}
-    return TrainResult(spec, state_dict, numbers, str(path), int(final["epoch"]), final)
 
 
 def _root_cause(exc: TrainingFailedError) -> str:

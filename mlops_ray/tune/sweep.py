@@ -40,7 +40,7 @@ from mlops_ray.models import ModelSpec
 from mlops_ray.models.record import TrainResult
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.registry.lineage import version_tags
-from mlops_ray.registry.runs import flatten, log_run_inputs, unfinished_run
+from mlops_ray.registry.runs import flatten, log_run_inputs, run_scope, unfinished_run
 from mlops_ray.reporting import StageReporter
 from mlops_ray.tags import (
     FINGERPRINT_TAG,
@@ -191,7 +191,7 @@ def find_resumable_sweep(config: Config) -> Run:
     if not path or not Tuner.can_restore(path):
         raise TrainingError(
             f"sweep {run.info.run_id} ({run.info.status}) left no Tune state to continue from",
-            where=path or f"experiment '{config.tracking.experiment}', model '{config.registry.model_name}'",
+            where=path or run_scope(config),
             hint="Run without --resume to start a new sweep.",
         )
     return run
