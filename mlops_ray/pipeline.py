@@ -20,7 +20,7 @@ from mlops_ray.promote.stage import PromotionOutcome, gate_and_promote
 from mlops_ray.registry import RegisteredModel
 from mlops_ray.reporting import StageReporter
 from mlops_ray.runtime import connected
-from mlops_ray.serve import deploy_model, wait_for_stop_signal
+from mlops_ray.serve import deploy_model, start_serve, wait_for_stop_signal
 from mlops_ray.serve.contract import records_from_frame
 from mlops_ray.train.training_run import register_challenger, train_and_log
 from mlops_ray.tune.sweep import sweep_and_register
@@ -60,27 +60,18 @@ def _stages(
     dashboard: str | None,
     keep_serving: bool,
 ) -> PipelineResult:
-    if config.tune is not None:  # the sweep's best trial replaces the single training run
-        swept = sweep_and_register(config, reporter, tracking_uri, config_text)
-        data, run_id, test_metrics, challenger = swept.data, swept.parent_run_id, swept.test_metrics, swept.model
-    else:
-        outcome = train_and_log(config, reporter, tracking_uri, config_text)
-        data, run_id, test_metrics = outcome.data, outcome.run_id, outcome.test_metrics
-        challenger = register_challenger(config, reporter, outcome, config_text)
-    candidate = MlflowClient().get_model_version(challenger.name, challenger.version)
-    promotion = gate_and_promote(config, reporter, tracking_uri, data, candidate, show_metrics=False)
-    if promotion.champion_version is None:
-        raise PromotionError(
-            f"the gate rejected {challenger.name} version {challenger.version} and there is no "
-            f"@{config.registry.alias} to serve instead",
-            where="gate.thresholds",
-            hint="See the failed checks above; loosen the thresholds or train a better model.",
+    # Serve's controller and proxy start in a thread while the model trains; a taken port fails here, first.
+    serve_start = start_serve(config, in_background=True)
+    try:
+        data, run_id, test_metrics, challenger, promotion, model = _champion(
+            config, config_text, reporter, tracking_uri
         )
-    champion = MlflowClient().get_model_version(challenger.name, promotion.champion_version)
-    model = RegisteredModel(champion.name, str(champion.version), config.registry.alias, champion.run_id or "")
-    with reporter.stage("serve", f"deploying {model.uri} on Ray Serve") as stage:
-        endpoint = deploy_model(config, tracking_uri, f"{model.name}@{model.alias}")
-        stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
+        with reporter.stage("serve", f"deploying {model.uri} on Ray Serve") as stage:
+            endpoint = deploy_model(config, tracking_uri, f"{model.name}@{model.alias}", serve_start=serve_start)
+            stage.detail = f"{endpoint.url} (model version {endpoint.model_version})"
+    except BaseException:
+        serve_start.undo()
+        raise
     try:
         with reporter.stage("predict", "sending one test row over HTTP") as stage:
             row = data.test_rows(1)
@@ -109,6 +100,31 @@ def _stages(
         if left_running := endpoint.shutdown():
             reporter.console.print(left_running, highlight=False)
     return result
+
+
+def _champion(
+    config: Config, config_text: str, reporter: StageReporter, tracking_uri: str
+) -> tuple[PreparedData, str, dict[str, float], RegisteredModel, PromotionOutcome, RegisteredModel]:
+    """Train (or sweep), register, gate: the stages up to the model the endpoint will serve."""
+    if config.tune is not None:  # the sweep's best trial replaces the single training run
+        swept = sweep_and_register(config, reporter, tracking_uri, config_text)
+        data, run_id, test_metrics, challenger = swept.data, swept.parent_run_id, swept.test_metrics, swept.model
+    else:
+        outcome = train_and_log(config, reporter, tracking_uri, config_text)
+        data, run_id, test_metrics = outcome.data, outcome.run_id, outcome.test_metrics
+        challenger = register_challenger(config, reporter, outcome, config_text)
+    candidate = MlflowClient().get_model_version(challenger.name, challenger.version)
+    promotion = gate_and_promote(config, reporter, tracking_uri, data, candidate, show_metrics=False)
+    if promotion.champion_version is None:
+        raise PromotionError(
+            f"the gate rejected {challenger.name} version {challenger.version} and there is no "
+            f"@{config.registry.alias} to serve instead",
+            where="gate.thresholds",
+            hint="See the failed checks above; loosen the thresholds or train a better model.",
+        )
+    champion = MlflowClient().get_model_version(challenger.name, promotion.champion_version)
+    model = RegisteredModel(champion.name, str(champion.version), config.registry.alias, champion.run_id or "")
+    return data, run_id, test_metrics, challenger, promotion, model
 
 
 def _describe_answer(answer: dict, truth: object, data: PreparedData) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,19 @@ def connect_tracking(config: TrackingConfig) -> TrackingInfo:
     return TrackingInfo(uri, experiment_id, _ui_hint(uri))
 
 
+def _connect_beside(stack: ExitStack, config: Config) -> tuple[TrackingInfo, RayInfo]:
+    """MLflow's store set-up in a thread while Ray starts in this one; the Ray session joins ``stack``.
+
+    A fresh SQLite store runs every schema migration (~2 s) and an embedded Ray waits
+    ~3 s on its processes: side by side the connect stage costs the longer of the two.
+    A tracking error is raised once Ray is up (``stack`` then shuts Ray down again).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-ray-connect") as pool:
+        tracking = pool.submit(connect_tracking, config.tracking)
+        ray_info = stack.enter_context(ray_session(config.ray))
+        return tracking.result(), ray_info
+
+
 def _probe_tracking_server(uri: str) -> None:
     try:
         response = requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
@@ -163,10 +177,9 @@ def _ui_hint(uri: str) -> str:
 
 @contextmanager
 def connected(config: Config, reporter: StageReporter) -> Iterator[tuple[TrackingInfo, RayInfo]]:
-    """The ``connect`` stage every command starts with: MLflow, then Ray (stopped on exit if started here)."""
+    """The ``connect`` stage every command starts with: MLflow and Ray side by side (Ray stopped on exit if started)."""
     with ExitStack() as stack:
         with reporter.stage("connect", "connecting to MLflow and Ray") as stage:
-            tracking = connect_tracking(config.tracking)
-            ray_info = stack.enter_context(ray_session(config.ray))
+            tracking, ray_info = _connect_beside(stack, config)
             stage.detail = f"MLflow {tracking.uri}; Ray {'embedded' if ray_info.embedded else ray_info.address}"
         yield tracking, ray_info

@@ -1,9 +1,11 @@
 """Score the test split through the packaged model, streamed in batches.
 
-The raw test rows never come to the driver: Ray Data tasks turn each batch into
-predictions (each worker process loads the logged model once and keeps it), and the
-driver only gathers the predictions with the true labels (a few numbers per row)
-to compute the metrics. Tasks, not an actor pool: no actor start-up on small splits.
+The raw test rows of a large split never come to the driver: Ray Data tasks turn each
+batch into predictions (each worker process loads the logged model once and keeps it),
+and the driver only gathers the predictions with the true labels (a few numbers per
+row) to compute the metrics. Tasks, not an actor pool: no actor start-up. A split
+under ``IN_PROCESS_ROWS`` is scored in the driver by the same batch function: there a
+worker's start-up would cost a hundred times the prediction.
 Several models (a challenger and the champion) score each batch in the same task,
 so their predictions are paired row by row without any join.
 Scoring the packaged pyfunc, not the bare network, also checks the preprocessing
@@ -28,6 +30,10 @@ from mlops_ray.registry.integrity import load_verified, verify_uri
 from mlops_ray.registry.packaged_model import PackagedModel
 
 BATCH_ROWS = 4096
+# Below this many test rows the driver scores the split itself: a Ray Data task would
+# first start a worker that imports torch and MLflow and loads the model (~2 s on the
+# quickstart), for milliseconds of prediction. The rows are few enough to hold here.
+IN_PROCESS_ROWS = 20_000
 TRUE_COLUMN = "__true"
 SEPARATOR = "::"  # model key :: output column, e.g. "champion::probability_malignant"
 
@@ -82,20 +88,22 @@ def predict_test_split(
     target: Target,
     keep: tuple[str, ...] = (),
     num_cpus: float = 0.5,
+    in_process_below: int = IN_PROCESS_ROWS,
 ) -> ScoredRows:
     """Run every model in ``model_uris`` (key -> URI) over the test split in one pass.
+
+    A split under ``in_process_below`` rows is scored here, by the same batch function
+    in one batch, instead of in Ray Data tasks.
 
     Registered versions' files are checked here first, so a tampered artifact stops the
     command with its own message instead of as a failed Ray Data task.
     """
     for uri in model_uris.values():
         verify_uri(uri)
-    scored = test.map_batches(
-        _Scorer(dict(model_uris), tracking_uri, features, target, keep),
-        batch_format="pandas",
-        batch_size=BATCH_ROWS,
-        num_cpus=num_cpus,
-    )
+    scorer = _Scorer(dict(model_uris), tracking_uri, features, target, keep)
+    if test.count() < in_process_below:  # a materialised split knows its count without a pass
+        return ScoredRows(scorer(test.to_pandas()).reset_index(drop=True), target, tuple(model_uris))
+    scored = test.map_batches(scorer, batch_format="pandas", batch_size=BATCH_ROWS, num_cpus=num_cpus)
     parts = list(scored.iter_batches(batch_format="pandas", batch_size=None))
     return ScoredRows(pd.concat(parts, ignore_index=True), target, tuple(model_uris))
 

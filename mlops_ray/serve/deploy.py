@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import signal
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from mlops_ray.serve.options import deployment_options, endpoint_settings, live_
 
 IMPORT_PATH = "mlops_ray.serve.deploy:app_builder"
 DEPLOYMENT_NAME = "ModelEndpoint"
+POLL_S = 0.1  # how often a deploy looks at the application's status and /healthz
 
 
 @dataclass(frozen=True)
@@ -89,47 +93,92 @@ def check_models(config: Config, tracking_uri: str, model: str, canary_percent: 
         resolve_model_ref(ModelRef(ref.name, alias=config.registry.challenger_alias), client)
 
 
+@dataclass(frozen=True)
+class ServeStart:
+    """Serve on the configured port: started by this command (perhaps still starting, in a thread) or found running."""
+
+    started: bool
+    existing_apps: frozenset[str] = frozenset()
+    pending: Future[None] | None = None
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()
+
+    def undo(self) -> None:
+        """Stop a Serve this command started and never deployed to (a stage before ``serve`` failed)."""
+        if self.started:
+            with contextlib.suppress(Exception):
+                self.wait()
+            serve.shutdown()
+
+
+def start_serve(config: Config, in_background: bool = False) -> ServeStart:
+    """Serve's controller and HTTP proxy on ``serve.port``, or the Serve already running there.
+
+    The checks run here and fail at once (a taken port, a Serve on another port);
+    ``in_background`` then leaves ``serve.start`` (~1.5-3 s of process start-up) to a
+    thread, so the pipeline's earlier stages overlap it.
+    """
+    serve_config = config.serve
+    running_port = _running_serve_port()
+    if running_port is not None:
+        if running_port != serve_config.port:  # Serve keeps its first proxy options for the cluster's life
+            raise ServingError(
+                f"Serve already runs in this Ray cluster with its HTTP proxy on port {running_port}",
+                where="serve.port",
+                hint=f"Deploy with --set serve.port={running_port}, or `serve shutdown` first.",
+            )
+        return ServeStart(started=False, existing_apps=frozenset(serve.status().applications))
+    _require_free_port(serve_config.host, serve_config.port)
+    start = functools.partial(
+        serve.start,
+        http_options={"host": serve_config.host, "port": serve_config.port},
+        proxy_location=serve_config.proxy_location,
+    )
+    if not in_background:
+        start()
+        return ServeStart(started=True)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-ray-serve-start")
+    pending = pool.submit(start)
+    pool.shutdown(wait=False)  # the thread ends with the start; nothing else is queued
+    return ServeStart(started=True, pending=pending)
+
+
 def deploy_model(
-    config: Config, tracking_uri: str, model: str | None = None, canary_percent: float | None = None
+    config: Config,
+    tracking_uri: str,
+    model: str | None = None,
+    canary_percent: float | None = None,
+    serve_start: ServeStart | None = None,
 ) -> Endpoint:
     """Deploy ``model`` (default ``name@champion`` from the config); returns once it answers /healthz.
 
-    The reference is not checked here: ``mlops-ray serve`` checks it before Ray starts
-    (``check_models``), and a replica that cannot load it fails the start with its reason.
+    ``serve_start`` is Serve already started (``start_serve``); without it Serve is
+    started here. The reference is not checked here: ``mlops-ray serve`` checks it
+    before Ray starts (``check_models``), and a replica that cannot load it fails the
+    start with its reason.
     """
     model = model_or_champion(config, model)
     serve_config = config.serve
-    running_port = _running_serve_port()
-    existing_apps = set(serve.status().applications) if running_port is not None else set()
-    if running_port is None:
-        _require_free_port(serve_config.host, serve_config.port)
-        serve.start(
-            http_options={"host": serve_config.host, "port": serve_config.port},
-            proxy_location=serve_config.proxy_location,
-        )
-    elif running_port != serve_config.port:  # Serve keeps its first proxy options for the cluster's life
-        raise ServingError(
-            f"Serve already runs in this Ray cluster with its HTTP proxy on port {running_port}",
-            where="serve.port",
-            hint=f"Deploy with --set serve.port={running_port}, or `serve shutdown` first.",
-        )
+    ready = serve_start or start_serve(config)
+    ready.wait()
     application = build_app(config, tracking_uri, model, canary_percent)
-    try:
-        serve.run(application, name=serve_config.app_name, route_prefix="/")
-    except RuntimeError as exc:  # Serve's message is the replica's whole traceback; its last line says why
-        raise ServingError(
-            f"the Serve application did not start: {_failure_reason(serve_config.app_name) or exc}",
-            where=f"serve {model}",
-            hint="The replica logs under /tmp/ray/session_latest/logs/serve/ hold the whole traceback.",
-        ) from None
+    # serve.run would poll the application's status once a second; run_many without
+    # waiting, then a 0.1 s poll here, answers up to a second sooner.
+    serve.run_many(
+        [serve.RunTarget(application, name=serve_config.app_name, route_prefix="/")],
+        wait_for_applications_running=False,
+    )
+    _wait_running(serve_config.app_name, model)
     url = f"http://{serve_config.host}:{serve_config.port}"
     health = _wait_healthy(url, timeout_s=60)
     return Endpoint(
         url,
         health["model_version"],
         serve_config.app_name,
-        started_serve=running_port is None,
-        created_app=serve_config.app_name not in existing_apps,
+        started_serve=ready.started,
+        created_app=serve_config.app_name not in ready.existing_apps,
     )
 
 
@@ -218,6 +267,18 @@ def _failure_reason(app_name: str) -> str | None:
     return lines[-1][:500] if lines else None
 
 
+def _wait_running(app_name: str, model: str) -> None:
+    """Until the application is RUNNING; a failed deploy raises with the replica's own last line."""
+    while (status := serve.status().applications[app_name].status) != "RUNNING":
+        if status == "DEPLOY_FAILED":  # Serve's message is the replica's whole traceback; its last line says why
+            raise ServingError(
+                f"the Serve application did not start: {_failure_reason(app_name) or status}",
+                where=f"serve {model}",
+                hint="The replica logs under /tmp/ray/session_latest/logs/serve/ hold the whole traceback.",
+            )
+        time.sleep(POLL_S)
+
+
 def _wait_healthy(url: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     last = ""
@@ -229,7 +290,7 @@ def _wait_healthy(url: str, timeout_s: float) -> dict[str, Any]:
             last = f"HTTP {health.status_code}: {health.text[:200]}"
         except requests.RequestException as exc:
             last = str(exc)
-        time.sleep(0.5)
+        time.sleep(POLL_S)
     raise ServingError(f"the endpoint did not become healthy within {timeout_s:.0f} s ({last})", where=f"{url}/healthz")
 
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import Result
 from mlflow.tracking import MlflowClient
@@ -23,7 +24,9 @@ from typer.testing import CliRunner
 
 from mlops_ray.cli import app
 from mlops_ray.config import Config, dump_config, load_config
+from mlops_ray.data import prepare_data
 from mlops_ray.errors import ConfigError, DataError, ModelRefError, PromotionError
+from mlops_ray.evaluate.scoring import IN_PROCESS_ROWS, TRUE_COLUMN, predict_test_split
 from mlops_ray.evaluate.stage import run_evaluation
 from mlops_ray.promote.stage import run_promotion, run_rollback
 from mlops_ray.registry import register_model
@@ -179,6 +182,21 @@ def test_evaluate_logs_metrics_slices_with_the_worst_flagged_and_plots(trained: 
     assert run.data.metrics["test_f1_macro"] == result.metrics["test_f1_macro"]
     with pytest.raises(ConfigError, match="'region' are not in the test rows; columns: num_0"):
         run_evaluation(make_config(trained.tmp, "evaluate.slices=[region]"), reporter(), f"{NAME}/3")
+
+
+def test_a_small_test_split_scored_in_process_matches_ray_data_tasks_row_for_row(trained: Trained) -> None:
+    """Below IN_PROCESS_ROWS the driver scores the split; the Ray Data path must give the very same rows."""
+    config = trained.moderate
+    data = prepare_data(config.data)
+    uris = {"champion": f"models:/{NAME}/1", "challenger": f"models:/{NAME}/3"}
+    args = (uris, config.tracking.uri, data.test, data.features, data.target)
+    here = predict_test_split(*args, keep=("cat_0",))
+    tasks = predict_test_split(*args, keep=("cat_0",), in_process_below=0)
+    assert data.test.count() == 450 < IN_PROCESS_ROWS
+    # the same values; Ray Data's batches come back with pyarrow-backed dtypes (int64[pyarrow])
+    pd.testing.assert_frame_equal(here.frame, tasks.frame, check_dtype=False)
+    assert list(here.frame.columns)[:1] == [TRUE_COLUMN] and "cat_0" in here.frame.columns
+    assert here.metrics("challenger", ("accuracy",)) == tasks.metrics("challenger", ("accuracy",))
 
 
 def test_reproduce_matches_the_original_run_and_refuses_changed_data(trained: Trained) -> None:
