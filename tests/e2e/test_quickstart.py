@@ -9,16 +9,20 @@ the quickstart champion again anyway.
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
 import mlflow
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
+from ray import serve
+from ray.serve.context import _get_global_client
 from rich.console import Console
 
 from mlops_ray import pipeline
-from mlops_ray.config import load_config
+from mlops_ray.config import Config, load_config
+from mlops_ray.errors import PromotionError, ServingError
 from mlops_ray.reporting import StageReporter
 from tests.conftest import free_port
 
@@ -102,3 +106,37 @@ def test_endpoint_was_shut_down_after_the_run(quickstart: tuple) -> None:
     result, _, _ = quickstart
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{result.endpoint_url}/healthz", timeout=5)
+
+
+def test_a_taken_serve_port_fails_before_training_and_a_failed_gate_leaves_serve_off(tmp_path: Path) -> None:
+    """Serve starts while the model trains: its port is checked first, and a later failure stops it again."""
+    overrides = [
+        "train.epochs=1",
+        f"train.storage_path={tmp_path / 'ray_results'}",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"tracking.artifact_location={tmp_path / 'artifacts'}",
+    ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = load_config(ROOT / "configs" / "quickstart.yaml", [*overrides, f"serve.port={port}"])
+        out = io.StringIO()
+        with pytest.raises(ServingError, match=f"cannot listen on 127.0.0.1:{port}"):
+            pipeline.run(config, StageReporter(Console(file=out, width=120)))
+    assert "✓ data" not in out.getvalue()  # refused before reading the data, let alone training
+    assert MlflowClient(config.tracking.uri).search_runs([config_experiment(config)]) == []
+
+    impossible = load_config(
+        ROOT / "configs" / "quickstart.yaml",
+        [*overrides, f"serve.port={free_port()}", "gate.thresholds={accuracy: 1.01}"],
+    )
+    with pytest.raises(PromotionError, match="the gate rejected"):
+        pipeline.run(impossible, StageReporter(Console(file=io.StringIO(), width=120)))
+    assert not serve.status().applications  # the Serve started for this run was shut down with it
+    assert _get_global_client(raise_if_no_controller_running=False) is None
+
+
+def config_experiment(config: Config) -> str:
+    experiment = MlflowClient(config.tracking.uri).get_experiment_by_name(config.tracking.experiment)
+    return experiment.experiment_id if experiment else "0"
