@@ -125,9 +125,14 @@ def _download(version: ModelVersion, into: str) -> Path:
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into))
 
 
-def load_version(version: ModelVersion) -> mlflow.pyfunc.PyFuncModel:
-    """Download a registered version, verify its files, then load it from that same verified copy."""
+def load_version(version: ModelVersion, environment_warnings: bool = True) -> mlflow.pyfunc.PyFuncModel:
+    """Download a registered version, verify its files, then load it from that same verified copy.
+
+    ``environment_warnings=False`` skips MLflow's comparison of the model's requirements
+    with the installed packages (it reads every installed distribution's metadata, ~0.5 s
+    once per process) and its other load-time warnings.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         local = _download(version, tmp)
         verify(local, version)
-        return mlflow.pyfunc.load_model(str(local))
+        return mlflow.pyfunc.load_model(str(local), suppress_warnings=not environment_warnings)
