@@ -48,11 +48,21 @@ def machine(gpu: str = "no GPU") -> dict[str, str]:
 
 
 def git_commit() -> tuple[str, bool]:
-    """The checkout's commit, and whether tracked files differ from it or untracked ones are not ignored."""
+    """The checkout's commit, and whether its code differs from it (changed tracked files, untracked ones not ignored).
+
+    ``benchmarks/results/`` is left out: those files are what benchmarks write, so
+    ``make bench`` can save one result after another from the same clean commit.
+    """
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks/results"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)", True
     return head.stdout.strip(), bool(status.stdout.strip())

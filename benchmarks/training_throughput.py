@@ -10,8 +10,10 @@ a throughput ratio should compare. AdamW at the default learning rate, fp32 on C
 
 Ours: ``mlops_ray.train.train_model`` as ``mlops-ray train`` calls it (embedded Ray
 from ``ray_session``, TorchTrainer, MLflow on a temp SQLite file, a validation pass and
-a checkpoint every epoch), with 1 worker holding every CPU and with 2 workers holding
-half each. The loop keeps a shard under ``train.cache_shard_mb`` as tensors once epoch 1
+a checkpoint every epoch), with 1 worker holding every CPU, with 2 workers holding
+half each, and (on CPU) in Ray Train's local mode (``num_workers: 0``: the same loop in
+this process, as the baseline runs; what separates the loop from the worker process
+around it). The loop keeps a shard under ``train.cache_shard_mb`` as tensors once epoch 1
 has streamed it from Ray Data, so epoch 1 is warm-up and the steady state is epochs
 2..N, timed by the loop's own ``train_seconds`` (the batch loop alone: no validation,
 checkpoint or report) and read back from the MLflow run's metric history.
@@ -73,7 +75,8 @@ from mlops_ray.train.precision import Precision
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = 32
 CLASSES = 2
-GOALS = {"ratio_1w": 0.98, "startup_s": 10.0, "mlflow_share": 0.03}
+# issue 22: steady state >= 0.97x a plain loop; first batch within 5 s (1 worker) / 7 s (2 workers)
+GOALS = {"ratio_1w": 0.97, "startup_s": {"1w": 5.0, "2w": 7.0}, "mlflow_share": 0.03}
 # Dense (no sparsity) peak TFLOP/s by device name and precision, from NVIDIA's data sheets;
 # fp32 is the plain (non-tensor-core) rate, since torch does not use TF32 for matmuls by default.
 PEAK_TFLOPS = {
@@ -114,7 +117,7 @@ def steady(*sides: Side) -> float:
 def make_config(args: argparse.Namespace, workers: int, workdir: Path) -> Config:
     """The config ``mlops-ray train`` would get; only the worker count and their CPUs differ between our runs."""
     cuda = args.device == "cuda"
-    resources: dict[str, float] = {"CPU": float(max(1, args.cpus // workers))}
+    resources: dict[str, float] = {"CPU": float(max(1, args.cpus // max(workers, 1)))}
     if cuda:
         resources["GPU"] = 1.0
     return Config(
@@ -282,9 +285,12 @@ def measure(args: argparse.Namespace, workdir: Path) -> Measured:
         if shard_mb > config.train.cache_shard_mb:
             print(f"warning: the train split ({shard_mb:.0f} MB) is over train.cache_shard_mb: not a steady state")
         threads = worker_threads(config.train.resources_per_worker["CPU"])
-        counts, skipped = [1, 2], []
-        if args.device == "cuda" and torch.cuda.device_count() < 2:
-            counts, skipped = [1], [f"2 workers: one GPU a worker, and torch sees {torch.cuda.device_count()}"]
+        counts, skipped = [0, 1, 2], []  # 0: Ray Train's local mode, the loop in this process
+        if args.device == "cuda":
+            counts, skipped = [1, 2], ["local mode: measured on CPU only"]
+            if torch.cuda.device_count() < 2:
+                counts = [1]
+                skipped.append(f"2 workers: one GPU a worker, and torch sees {torch.cuda.device_count()}")
 
         baselines = [run_baseline(config, spec, x, y, threads)]
         ours: dict[int, list[Side]] = {workers: [] for workers in counts}
@@ -305,6 +311,7 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
     speed = {workers: steady(*runs) for workers, runs in m.ours.items()}
     ratio_1w = speed[1] / base
     ratio_2w = speed[2] / speed[1] if 2 in speed else None
+    ratio_local = speed[0] / base if 0 in speed else None
     startup = {w: float(np.median([run.extra["startup_s"] for run in runs])) for w, runs in m.ours.items()}
     share = {
         w: sum(run.extra["mlflow_log_s"] for run in runs) / sum(sum(run.seconds) for run in runs)
@@ -316,7 +323,7 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
     achieved = {"ours_1w": speed[1] * flops / scale, "baseline": base * flops / scale}
     met = {
         "ratio_1w": ratio_1w >= GOALS["ratio_1w"],
-        "startup_s": all(v <= GOALS["startup_s"] for v in startup.values()),
+        "startup_s": all(v <= GOALS["startup_s"][f"{w}w"] for w, v in startup.items() if w),
         "mlflow_share": all(v <= GOALS["mlflow_share"] for v in share.values()),
     }
 
@@ -330,14 +337,20 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
         f"{speed[1]:,.0f}",
         f"{base:,.0f}",
         f"{ratio_1w:.3f}x",
-        ">= 0.98x",
+        f">= {GOALS['ratio_1w']}x",
         verdict(met["ratio_1w"]),
     )
+    if ratio_local is not None:
+        table.add_row("samples/s, local mode", f"{speed[0]:,.0f}", f"{base:,.0f}", f"{ratio_local:.3f}x")
     if ratio_2w is not None:
         table.add_row("samples/s, 2 workers", f"{speed[2]:,.0f}", f"{speed[1]:,.0f} (1 worker)", f"{ratio_2w:.3f}x")
     for workers, seconds in startup.items():
-        ok = seconds <= GOALS["startup_s"]
-        table.add_row(f"start-up s, {workers} worker(s)", f"{seconds:.1f}", "", "", "<= 10", verdict(ok))
+        if not workers:  # local mode: no worker group to start
+            table.add_row("start-up s, local mode", f"{seconds:.2f}")
+            continue
+        ok = seconds <= GOALS["startup_s"][f"{workers}w"]
+        goal = f"<= {GOALS['startup_s'][f'{workers}w']:g}"
+        table.add_row(f"start-up s, {workers} worker(s)", f"{seconds:.1f}", "", "", goal, verdict(ok))
     for workers, fraction in share.items():
         ok = fraction <= GOALS["mlflow_share"]
         table.add_row(f"MLflow share, {workers} worker(s)", f"{fraction:.2%}", "", "", "<= 3%", verdict(ok))
@@ -391,6 +404,7 @@ def report(args: argparse.Namespace, m: Measured, load: tuple[float, float]) -> 
         "torch_threads_baseline_and_1w": m.threads,
         "steady_samples_per_s": {**{f"ours_{w}w": round(v) for w, v in speed.items()}, "baseline": round(base)},
         "ratio_1w_vs_baseline": round(ratio_1w, 3),
+        "ratio_local_vs_baseline": round(ratio_local, 3) if ratio_local is not None else None,
         "ratio_2w_vs_1w": round(ratio_2w, 3) if ratio_2w is not None else None,
         "startup_s": {f"{w}w": round(v, 2) for w, v in startup.items()},
         "mlflow_share": {f"{w}w": round(v, 4) for w, v in share.items()},
