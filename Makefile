@@ -32,14 +32,17 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every benchmark, each saving its stamped JSON to benchmarks/results/ (refused from a checkout with
+# uncommitted code), then the README's result tables regenerated from those files.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/quickstart_stages.py
-	$(BIN)/python benchmarks/data_preprocessing.py
-	$(BIN)/python benchmarks/training_throughput.py
-	$(BIN)/python benchmarks/tune_overhead.py
-	$(BIN)/python benchmarks/asha_vs_random.py
-	$(BIN)/python benchmarks/serve_latency.py
-	$(BIN)/python benchmarks/monitor_window.py
+	$(BIN)/python benchmarks/quickstart_stages.py --save
+	$(BIN)/python benchmarks/data_preprocessing.py --save
+	$(BIN)/python benchmarks/training_throughput.py --save
+	$(BIN)/python benchmarks/tune_overhead.py --save
+	$(BIN)/python benchmarks/asha_vs_random.py --save
+	$(BIN)/python benchmarks/serve_latency.py --save
+	$(BIN)/python benchmarks/monitor_window.py --save
+	$(BIN)/python benchmarks/report.py
 
 # A local multi-node Ray cluster (head + worker node, token auth) and an MLflow server: docs/cluster.md.
 cluster-up: $(STAMP)
