@@ -169,8 +169,9 @@ class MlflowTrialLogger(Callback):
         ``results`` are Tune's own records of that state (``Tuner.restore(...).get_results()``).
         A trial resumes after its last saved checkpoint and does not report those epochs again,
         so any its child run lacks (batched writes a killed driver never sent) are logged from
-        Tune's records here. A child run whose trial Tune's state does not know was started
-        after Tune last saved: Tune starts that trial afresh (the random searcher under the
+        Tune's records here; a trial Tune saved whose child run the killed driver had not yet
+        created gets it here, with every epoch Tune holds. A child run whose trial Tune's state
+        does not know was started after Tune last saved: Tune starts that trial afresh (the random searcher under the
         same id), so the run is closed as ``lost`` and deleted, and a new one records the trial.
         """
         known = set()
@@ -178,8 +179,10 @@ class MlflowTrialLogger(Callback):
             trial_id = trial_id_of(result)
             known.add(trial_id)
             frame = result.metrics_dataframe
-            if trial_id not in self.runs or trial_id in self.ended or frame is None or "epoch" not in frame:
+            if trial_id in self.ended or frame is None or "epoch" not in frame:
                 continue
+            if trial_id not in self.runs:  # Tune saved the trial's epochs; the killed driver never created its run
+                self._create_run_now(trial_id, result.config or {})
             metrics = []
             for row in frame.to_dict("records"):  # in report order; a trial restored before repeats epochs
                 step = int(row["epoch"])
@@ -202,6 +205,23 @@ class MlflowTrialLogger(Callback):
             self.client.set_tag(run_id, TRIAL_STATUS_TAG, "lost")
             self.client.set_terminated(run_id, status="KILLED")
             self.client.delete_run(run_id)
+
+    def _tags(self, trial_id: str, number: int) -> dict[str, str]:
+        return {
+            PARENT_TAG: self.parent_run_id,
+            STAGE_TAG: "trial",
+            MODEL_TAG: self.model_name,
+            TRIAL_TAG: trial_id,
+            TRIAL_NUMBER_TAG: str(number),
+        }
+
+    def _create_run_now(self, trial_id: str, config: dict[str, Any]) -> None:
+        """The child run ``on_trial_start`` would have created, written here (the trial then counts as resumed)."""
+        number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
+        tags = self._tags(trial_id, number)
+        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:03d}", tags=tags)
+        self.runs[trial_id] = run.info.run_id
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in config.items()])
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         """Once, before anything runs: close the runs of trials Tune's saved state has ended but MLflow does not."""
@@ -229,13 +249,7 @@ class MlflowTrialLogger(Callback):
             self._submit(lambda: self.client.update_run(self.runs[trial_id], status="RUNNING"))
             return
         number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
-        tags = {
-            PARENT_TAG: self.parent_run_id,
-            STAGE_TAG: "trial",
-            MODEL_TAG: self.model_name,
-            TRIAL_TAG: trial_id,
-            TRIAL_NUMBER_TAG: str(number),
-        }
+        tags = self._tags(trial_id, number)
         started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
 
         def create() -> None:
