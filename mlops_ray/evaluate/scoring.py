@@ -95,14 +95,18 @@ def predict_test_split(
     A split under ``in_process_below`` rows is scored here, by the same batch function
     in one batch, instead of in Ray Data tasks.
 
-    Registered versions' files are checked here first, so a tampered artifact stops the
+    Registered versions' files are checked in this process either way (loading verifies
+    them; before Ray Data tasks, ``verify_uri`` does), so a tampered artifact stops the
     command with its own message instead of as a failed Ray Data task.
     """
+    if test.count() < in_process_below:  # a materialised split knows its count without a pass
+        # each model downloaded, verified and loaded once, here: no separate check, no cache across calls
+        loaded = {key: _load(uri, tracking_uri) for key, uri in model_uris.items()}
+        scorer = _Scorer(dict(model_uris), tracking_uri, features, target, keep, loaded)
+        return ScoredRows(scorer(test.to_pandas()).reset_index(drop=True), target, tuple(model_uris))
     for uri in model_uris.values():
         verify_uri(uri)
     scorer = _Scorer(dict(model_uris), tracking_uri, features, target, keep)
-    if test.count() < in_process_below:  # a materialised split knows its count without a pass
-        return ScoredRows(scorer(test.to_pandas()).reset_index(drop=True), target, tuple(model_uris))
     scored = test.map_batches(scorer, batch_format="pandas", batch_size=BATCH_ROWS, num_cpus=num_cpus)
     parts = list(scored.iter_batches(batch_format="pandas", batch_size=None))
     return ScoredRows(pd.concat(parts, ignore_index=True), target, tuple(model_uris))
@@ -121,10 +125,12 @@ def score_test_split(
     return scored.metrics("model", metric_names)
 
 
-@functools.lru_cache(maxsize=4)
-def _load_model(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
+def _load(model_uri: str, tracking_uri: str) -> mlflow.pyfunc.PyFuncModel:
     mlflow.set_tracking_uri(tracking_uri)
     return load_verified(model_uri)
+
+
+_load_model = functools.lru_cache(maxsize=4)(_load)  # a Ray Data worker keeps its models for every batch
 
 
 def _predict(model: mlflow.pyfunc.PyFuncModel, rows: pd.DataFrame) -> pd.DataFrame:
@@ -147,18 +153,26 @@ class _Scorer:
     """Ray Data batch function: raw rows -> each model's output columns, the true label, the kept columns."""
 
     def __init__(
-        self, model_uris: dict[str, str], tracking_uri: str, features: tuple[str, ...], target: Target, keep: tuple
+        self,
+        model_uris: dict[str, str],
+        tracking_uri: str,
+        features: tuple[str, ...],
+        target: Target,
+        keep: tuple,
+        loaded: dict[str, mlflow.pyfunc.PyFuncModel] | None = None,
     ):
         self.model_uris = model_uris
         self.tracking_uri = tracking_uri
         self.features = list(features)
         self.target = target
         self.keep = list(keep)
+        self.loaded = loaded or {}  # by key, when the caller loaded the models (in-process scoring)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         columns: dict[str, object] = {TRUE_COLUMN: self._truth(batch)}
         for key, uri in self.model_uris.items():
-            output = _predict(_load_model(uri, self.tracking_uri), batch[self.features])
+            model = self.loaded[key] if key in self.loaded else _load_model(uri, self.tracking_uri)
+            output = _predict(model, batch[self.features])
             wanted = ["prediction"] if self.target.task == "regression" else output.columns.drop("predicted_class")
             columns.update({f"{key}{SEPARATOR}{c}": output[c].to_numpy() for c in wanted})
         columns.update({c: batch[c].to_numpy() for c in self.keep})
