@@ -171,8 +171,9 @@ class MlflowTrialLogger(Callback):
         so any its child run lacks (batched writes a killed driver never sent) are logged from
         Tune's records here; a trial Tune saved whose child run the killed driver had not yet
         created gets it here, with every epoch Tune holds. A child run whose trial Tune's state
-        does not know was started after Tune last saved: Tune starts that trial afresh (the random searcher under the
-        same id), so the run is closed as ``lost`` and deleted, and a new one records the trial.
+        does not know was started after Tune last saved: Tune starts that trial afresh (the
+        random searcher under the same id), so the run is closed as ``lost`` and deleted, and a
+        new one records the trial.
         """
         known = set()
         for result in results:
@@ -182,7 +183,9 @@ class MlflowTrialLogger(Callback):
             if trial_id in self.ended or frame is None or "epoch" not in frame:
                 continue
             if trial_id not in self.runs:  # Tune saved the trial's epochs; the killed driver never created its run
-                self._create_run_now(trial_id, result.config or {})
+                self._run_creator(trial_id)()
+                params = [Param(k, str(v)) for k, v in (result.config or {}).items()]
+                self.client.log_batch(self.runs[trial_id], params=params)
             metrics = []
             for row in frame.to_dict("records"):  # in report order; a trial restored before repeats epochs
                 step = int(row["epoch"])
@@ -206,22 +209,25 @@ class MlflowTrialLogger(Callback):
             self.client.set_terminated(run_id, status="KILLED")
             self.client.delete_run(run_id)
 
-    def _tags(self, trial_id: str, number: int) -> dict[str, str]:
-        return {
+    def _run_creator(self, trial_id: str) -> Callable[[], None]:
+        """Number the trial and return the write that creates its child run (the writer thread's, or catch-up's)."""
+        number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
+        tags = {
             PARENT_TAG: self.parent_run_id,
             STAGE_TAG: "trial",
             MODEL_TAG: self.model_name,
             TRIAL_TAG: trial_id,
             TRIAL_NUMBER_TAG: str(number),
         }
+        started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
 
-    def _create_run_now(self, trial_id: str, config: dict[str, Any]) -> None:
-        """The child run ``on_trial_start`` would have created, written here (the trial then counts as resumed)."""
-        number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
-        tags = self._tags(trial_id, number)
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{number:03d}", tags=tags)
-        self.runs[trial_id] = run.info.run_id
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in config.items()])
+        def create() -> None:
+            run = self.client.create_run(
+                self.experiment_id, start_time=started, run_name=f"trial-{number:03d}", tags=tags
+            )
+            self.runs[trial_id] = run.info.run_id
+
+        return create
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         """Once, before anything runs: close the runs of trials Tune's saved state has ended but MLflow does not."""
@@ -248,17 +254,7 @@ class MlflowTrialLogger(Callback):
         if trial_id in self.numbers:  # resumed (after an interrupted sweep), or a PBT trial restarted
             self._submit(lambda: self.client.update_run(self.runs[trial_id], status="RUNNING"))
             return
-        number = self.numbers[trial_id] = max(self.numbers.values(), default=0) + 1
-        tags = self._tags(trial_id, number)
-        started = int(time.time() * 1000)  # when Tune started the trial, not when the writer got to it
-
-        def create() -> None:
-            run = self.client.create_run(
-                self.experiment_id, start_time=started, run_name=f"trial-{number:03d}", tags=tags
-            )
-            self.runs[trial_id] = run.info.run_id
-
-        self._submit(create)
+        self._submit(self._run_creator(trial_id))
         self._pending[trial_id] = [Param(k, str(v)) for k, v in trial.config.items()]
         self._written_at[trial_id] = time.monotonic()
 
