@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-README = HERE / "README.md"
-RESULTS = HERE / "results"
+from common import RESULTS, verdict  # benchmarks/common.py, next to this script
+
+README = Path(__file__).resolve().parent / "README.md"
 BLOCK = re.compile(r"(<!-- results: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
 
 Record = dict[str, Any]
@@ -38,7 +38,8 @@ def table(header: list[str], rows: list[list[object]]) -> str:
 
 
 def met(ok: bool | None) -> str:
-    return "" if ok is None else ("met" if ok else "**NOT met**")
+    """``verdict``'s word, bold when a goal is missed; empty where a figure has no goal."""
+    return "" if ok is None else (verdict(ok) if ok else f"**{verdict(ok)}**")
 
 
 def stamp(record: Record) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -22,12 +23,16 @@ RECORDS = sorted((BENCHMARKS / "results").glob("*.json"))
 NOT_BENCHMARKS = {"common.py", "report.py"}
 
 
-def report_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_report", BENCHMARKS / "report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def report() -> Iterator[ModuleType]:
+    """benchmarks/report.py, imported as its scripts are: with benchmarks/ on the path (for ``common``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(BENCHMARKS))
+        spec = importlib.util.spec_from_file_location("benchmarks_report", BENCHMARKS / "report.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.stem)
@@ -41,8 +46,7 @@ def test_every_record_names_its_clean_commit_date_versions_machine_and_load(path
     assert set(record["load_average"]) == {"1min", "5min", "15min"}
 
 
-def test_the_readme_tables_are_the_ones_the_records_give() -> None:
-    report = report_module()
+def test_the_readme_tables_are_the_ones_the_records_give(report: ModuleType) -> None:
     blocks = {match["name"]: match["body"] for match in report.BLOCK.finditer(report.README.read_text())}
     assert sorted(blocks) == [path.stem for path in RECORDS], "every record needs a table and every table a record"
     stale = [name for name, body in blocks.items() if body != report.render(name)]
