@@ -55,7 +55,7 @@ GOALS = {"stages_s": 20, "make_run_wall_s": 30, "train_ratio": 2, "train_ratio_2
 
 
 def run_ours(epochs: int, workdir: Path, *overrides: str) -> dict[str, float]:
-    config = load_config(ROOT / "configs" / "quickstart.yaml", [*_paths(epochs, workdir), *overrides])
+    config = load_config(ROOT / "configs" / "quickstart.yaml", [*_workdir_overrides(epochs, workdir), *overrides])
     quiet_library_logs()
     reporter = StageReporter(Console(file=io.StringIO()))
     result = pipeline.run(config, reporter)
@@ -68,14 +68,15 @@ def run_cli(epochs: int, workdir: Path) -> float:
         str(Path(sys.executable).with_name("mlops-ray")),
         "run",
         str(ROOT / "configs" / "quickstart.yaml"),
-        *(arg for override in _paths(epochs, workdir) for arg in ("--set", override)),
+        *(arg for override in _workdir_overrides(epochs, workdir) for arg in ("--set", override)),
     ]
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=workdir, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
-def _paths(epochs: int, workdir: Path) -> list[str]:
+def _workdir_overrides(epochs: int, workdir: Path) -> list[str]:
+    """The quickstart config pointed at ``workdir`` (MLflow, Ray Train storage) and a free port for Serve."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
