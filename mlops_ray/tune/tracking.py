@@ -34,7 +34,7 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from ray.tune import Callback, ResultGrid
+from ray.tune import Callback, Result, ResultGrid
 from ray.tune.experiment import Trial
 from rich.console import Console
 
@@ -169,8 +169,9 @@ class MlflowTrialLogger(Callback):
         ``results`` are Tune's own records of that state (``Tuner.restore(...).get_results()``).
         A trial resumes after its last saved checkpoint and does not report those epochs again,
         so any its child run lacks (batched writes a killed driver never sent) are logged from
-        Tune's records here; a trial Tune saved whose child run the killed driver had not yet
-        created gets it here, with every epoch Tune holds. A child run whose trial Tune's state
+        Tune's records here (result files, last result and checkpoint results: ``_saved_epochs``);
+        a trial Tune saved whose child run the killed driver had not yet created gets it here,
+        with every epoch Tune holds. A child run whose trial Tune's state
         does not know was started after Tune last saved: Tune starts that trial afresh (the
         random searcher under the same id), so the run is closed as ``lost`` and deleted, and a
         new one records the trial.
@@ -179,20 +180,21 @@ class MlflowTrialLogger(Callback):
         for result in results:
             trial_id = trial_id_of(result)
             known.add(trial_id)
-            frame = result.metrics_dataframe
-            if trial_id in self.ended or frame is None or "epoch" not in frame:
+            rows = _saved_epochs(result)
+            if trial_id in self.ended or not rows:
                 continue
             if trial_id not in self.runs:  # Tune saved the trial's epochs; the killed driver never created its run
                 self._run_creator(trial_id)()
                 params = [Param(k, str(v)) for k, v in (result.config or {}).items()]
                 self.client.log_batch(self.runs[trial_id], params=params)
             metrics = []
-            for row in frame.to_dict("records"):  # in report order; a trial restored before repeats epochs
+            for row in rows:
                 step = int(row["epoch"])
                 if step <= self.logged.get(trial_id, 0):
                     continue
                 # Tune stamps results in whole seconds: keep the history in epoch order after what it holds
-                at = self._logged_at[trial_id] = max(int(row["timestamp"] * 1000), self._logged_at.get(trial_id, 0) + 1)
+                stamp = int(row.get("timestamp", time.time()) * 1000)
+                at = self._logged_at[trial_id] = max(stamp, self._logged_at.get(trial_id, 0) + 1)
                 for key, value in row.items():
                     name = f"param.{key[7:]}" if key.startswith("config/") and self.log_changing_params else key
                     if (is_model_metric(name) or name.startswith("param.")) and (number := _number(value)) is not None:
@@ -346,3 +348,17 @@ def _last_line(path: str) -> str:
     except OSError:
         return "see the trial's error file"
     return lines[-1][:500] if lines else "unknown error"
+
+
+def _saved_epochs(result: Result) -> list[dict[str, Any]]:
+    """Every epoch Tune's saved state holds for a trial, in epoch order (a repeated epoch: its first report).
+
+    The result files (``metrics_dataframe``) can lag the state a killed driver saved: the
+    trial's last result and its checkpoints' results are in the experiment state itself, and
+    the trial resumes after its latest checkpoint, so an epoch only they hold is logged too.
+    """
+    frame = result.metrics_dataframe
+    rows = frame.to_dict("records") if frame is not None and "epoch" in frame else []
+    rows += [metrics for _, metrics in result.best_checkpoints or []]
+    rows.append(result.metrics or {})
+    return sorted((row for row in rows if _number(row.get("epoch")) is not None), key=lambda row: int(row["epoch"]))
