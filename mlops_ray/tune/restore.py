@@ -14,11 +14,18 @@ the newest of them, which is never newer than the saved state (so the epochs it 
 again are ones Tune's records, and MLflow, already hold), or from its first epoch when
 none is left. The record is Tune's own ``_CheckpointManager``, which has no public
 setter; a trial that names no missing checkpoint is left as Tune restored it.
+
+``check_saved_state`` reads the newest saved snapshot before Tune does: a state file a
+killed driver left half-written (sweeps from before ``atomic_storage.py``) is reported by
+name, instead of Tune's restarting the sweep or failing with "experiment has not been run".
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import pickletools
+from pathlib import Path
 from typing import Any
 
 from pyarrow.fs import FileType
@@ -26,6 +33,11 @@ from ray.train import Checkpoint
 from ray.train._internal.checkpoint_manager import _CheckpointManager
 from ray.tune import Callback
 from ray.tune.experiment import Trial
+
+from mlops_ray.errors import TrainingError
+from mlops_ray.tune.atomic_storage import PARTIAL_SUFFIX
+
+EXPERIMENT_STATE_PREFIX = "experiment_state-"  # Tune's TuneController.CKPT_FILE_TMPL, one file per driver session
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +82,44 @@ def _forget_deleted(trial: Trial) -> bool:
 
 def _exists(checkpoint: Checkpoint) -> bool:
     return checkpoint.filesystem.get_file_info(checkpoint.path).type != FileType.NotFound
+
+
+def check_saved_state(experiment: Path) -> None:
+    """Fail with the file's name if the newest snapshot Tune would resume from cannot be read.
+
+    The newest ``experiment_state-<session>.json`` and the searcher and callback state of the
+    same session (``*-<session>.json`` / ``.pkl``) are the snapshot. Leftover ``.partial``
+    files of a killed write are removed: nothing reads them.
+    """
+    for leftover in experiment.glob(f".*{PARTIAL_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+    states = sorted(experiment.glob(f"{EXPERIMENT_STATE_PREFIX}*.json"))
+    if not states:
+        raise TrainingError(
+            "Tune saved no experiment state for this sweep before its driver stopped",
+            where=str(experiment),
+            hint="Run without --resume to start a new sweep.",
+        )
+    session = states[-1].name.removeprefix(EXPERIMENT_STATE_PREFIX).removesuffix(".json")
+    for part in sorted(experiment.glob(f"*-{session}.*")):
+        if part.suffix in (".json", ".pkl") and _unreadable(part):
+            raise TrainingError(
+                f"Tune's saved sweep state {part.name} is empty or cut short "
+                "(its driver was killed while writing it), so the sweep cannot be resumed",
+                where=str(part),
+                hint="Run without --resume to start a new sweep; the finished trials' runs stay in MLflow.",
+            )
+
+
+def _unreadable(part: Path) -> bool:
+    """Cut short: the experiment state is JSON; the searcher's and callbacks' are pickles, whatever their suffix."""
+    content = part.read_bytes()
+    try:
+        if part.name.startswith(EXPERIMENT_STATE_PREFIX):
+            json.loads(content)
+        else:
+            for _ in pickletools.genops(content):  # walks the opcodes to STOP without running any of them
+                pass
+    except ValueError:
+        return True
+    return not content

@@ -18,6 +18,7 @@ from ray.tune.search import BasicVariantGenerator, Searcher
 from ray.tune.stopper import Stopper
 
 from mlops_ray.config.tune import Dimension, TuneConfig
+from mlops_ray.tune.atomic_storage import atomic_local_filesystem
 
 # Fields PBT may change while a trial runs: they do not change the network's shape, so weights carry over.
 PBT_MUTABLE_MODEL_FIELDS = frozenset({"model.dropout"})
@@ -27,7 +28,15 @@ TRIAL_DIR_PREFIX = "trial-"  # a trial's directory is this and its id (``make_tu
 
 
 def trial_id_of(result: Result) -> str:
-    """The id of the trial a Tune result belongs to, read from its directory's name."""
+    """The id of the trial a Tune result belongs to: the one Tune adds to every report, else its directory's name.
+
+    The directory's name is not enough: Tune appends ``_<4 hex>`` when the name is taken in
+    the driver's staging area, which is what a trial gets that a killed driver had started
+    but not yet saved, when the resumed sweep creates it again (same Ray session).
+    """
+    reported = (result.metrics or {}).get("trial_id")
+    if isinstance(reported, str) and reported:
+        return reported
     return Path(result.path).name.removeprefix(TRIAL_DIR_PREFIX)
 
 
@@ -109,7 +118,8 @@ def make_tuner(
         ),
         run_config=tune.RunConfig(
             name=path.name,
-            storage_path=str(path.parent),
+            storage_path=str(path.parent.resolve()),
+            storage_filesystem=atomic_local_filesystem(),  # a killed driver leaves no half-written state file
             stop=stopper,
             callbacks=callbacks,
             verbose=0,

@@ -55,7 +55,8 @@ from mlops_ray.tags import (
 from mlops_ray.train.state import WEIGHTS_FILE
 from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
 from mlops_ray.tune import strategies, summary
-from mlops_ray.tune.restore import ForgetDeletedCheckpoints
+from mlops_ray.tune.atomic_storage import atomic_local_filesystem
+from mlops_ray.tune.restore import ForgetDeletedCheckpoints, check_saved_state
 from mlops_ray.tune.tracking import MlflowTrialLogger
 from mlops_ray.tune.trial import make_trainable, trial_config
 
@@ -222,7 +223,14 @@ def _fit(
         else None
     )
     if restore:
-        tuner = Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=False)
+        check_saved_state(path)
+        tuner = Tuner.restore(
+            str(path.resolve()),
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            storage_filesystem=atomic_local_filesystem(),
+        )
         logger.catch_up(tuner.get_results())  # the trials and epochs of the state Tune resumes from
         run_config = tuner._local_tuner.get_run_config()  # restored from pickle: give it this session's callbacks
         run_config.callbacks = [ForgetDeletedCheckpoints(), logger]
