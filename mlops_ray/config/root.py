@@ -100,11 +100,13 @@ def _check_dimension(base: dict[str, Any], path: str, dimension: Dimension) -> N
     if path in UNTUNABLE:
         raise ValueError(f"'{where}': {path} is fixed for the whole sweep and cannot be tuned")
     valid = field_names_at(parts[:-1])
+    if parts[:2] == ["model", "params"] and len(parts) == 3:
+        valid = [parts[-1]]  # a builder's own keyword: any name; each value is validated with the config below
     if parts[-1] not in valid:
         close = difflib.get_close_matches(parts[-1], valid, n=1, cutoff=0.6)
         suggestion = f"did you mean '{'.'.join([*parts[:-1], close[0]])}'" if close else f"valid: {', '.join(valid)}"
         raise ValueError(f"'{where}': '{path}' is not a known field, {suggestion}")
-    annotation = _field_annotation(parts)
+    annotation = _field_annotation(parts) if parts[:2] != ["model", "params"] else None
     if dimension.type in ("uniform", "loguniform") and annotation is int:
         raise ValueError(f"'{where}': {path} is an integer; use randint or choice, not {dimension.type}")
     for value in dimension.candidates():

@@ -8,7 +8,9 @@ them all into ``Config``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -95,6 +97,10 @@ class DataConfig(Section):
     quarantine_dir: str = Field(
         ".mlops-ray/quarantine", description="dropped rows are written here as Parquet, one folder per run"
     )
+    features: list[str] | None = Field(
+        None, description="the feature columns to use (default: every column but the label and id)"
+    )
+    exclude: list[str] = Field(default_factory=list, description="columns never used as features")
     synthetic: SyntheticConfig = SyntheticConfig()
     split: SplitConfig = SplitConfig()
     standardize: bool = True
@@ -102,15 +108,52 @@ class DataConfig(Section):
     max_categories: int = Field(50, ge=1, description="most frequent training values kept per string column")
 
 
-class ModelConfig(Section):
-    """The network: ``mlp`` (a plain stack) or ``resmlp`` (residual blocks, stronger on tabular data)."""
+BUILT_IN_MODELS = ("mlp", "resmlp")
+# ``module.path:callable``: any importable module (the working directory included) and a name in it.
+BUILDER_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
-    name: Literal["mlp", "resmlp"] = "mlp"
+
+class ModelConfig(Section):
+    """The network: ``mlp`` (a plain stack), ``resmlp`` (residual blocks, stronger on tabular data), or your own.
+
+    Your own is ``name: "module.path:builder"``, a callable
+    ``builder(n_features, n_outputs, **params) -> torch.nn.Module`` with its keyword
+    arguments in ``params``; ``depth`` ... ``activation`` are the built-in networks' and
+    are not passed to it (docs/models.md).
+    """
+
+    name: str = Field("mlp", description="mlp, resmlp, or module.path:builder (your own torch module)")
     depth: int = Field(2, ge=1, le=64, description="hidden layers (mlp) or residual blocks (resmlp)")
     width: int = Field(64, ge=1, le=65536, description="units per hidden layer")
     dropout: float = Field(0.1, ge=0, lt=1)
     normalization: Literal["none", "batch", "layer"] = "none"
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of a module.path:builder (JSON values)"
+    )
+
+    @property
+    def is_builder(self) -> bool:
+        """True for ``module.path:builder``: a network this package does not define."""
+        return self.name not in BUILT_IN_MODELS
+
+    @model_validator(mode="after")
+    def _known_network(self) -> ModelConfig:
+        if self.name not in BUILT_IN_MODELS and not BUILDER_PATH.match(self.name):
+            raise ValueError(
+                f"model.name {self.name!r} is neither a built-in network ({', '.join(BUILT_IN_MODELS)}) "
+                "nor a builder path 'module.path:callable' (e.g. my_models:build)"
+            )
+        if self.params and not self.is_builder:
+            raise ValueError(
+                f"model.params ({', '.join(self.params)}) are a builder's arguments; {self.name} takes "
+                "model.depth, width, dropout, normalization and activation"
+            )
+        try:
+            json.dumps(self.params, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model.params must hold JSON values (numbers, strings, lists, maps): {exc}") from None
+        return self
 
 
 class CheckpointSettings(Section):

@@ -101,10 +101,11 @@ def _prepare(config: DataConfig) -> PreparedData:
             else ("it has no rows")
         )
         raise DataError(f"nothing to train on: {why}", where=f"data.source={config.source!r}")
-    numeric, categorical = _feature_columns(schema, source.label, config.id_column, config.source)
+    numeric, categorical = _feature_columns(schema, source.label, config)
     if contract is not None:  # the contract, not the reader's guess, says which columns are strings
-        categorical = [n for n in contract.features if contract.column(n).type == "string"]
-        numeric = [n for n in contract.features if n not in categorical]
+        chosen = chosen_features(list(contract.features), config, list(schema.names))
+        categorical = [n for n in chosen if contract.column(n).type == "string"]
+        numeric = [n for n in chosen if n not in categorical]
     summary = summarize_label(dataset, source.label)
     task = decide_task(summary, config.task, source.task, f"data.label (source {config.source})")
     data_profile = profile(dataset)
@@ -199,10 +200,37 @@ def _constant_columns(data_profile: DatasetProfile, features: tuple[str, ...]) -
     return warnings
 
 
-def _feature_columns(
-    schema: ray.data.Schema, label: str, id_column: str | None, source: str
-) -> tuple[list[str], list[str]]:
-    """Split the columns other than label and id into numeric and categorical (string) features."""
+def chosen_features(candidates: list[str], config: DataConfig, columns: list[str]) -> list[str]:
+    """``data.features`` (in the file's column order) or every candidate, less ``data.exclude``.
+
+    A name in either list that is not a column of the source is an error naming it, as is
+    a label or id column listed as a feature: nothing is silently ignored.
+    """
+    for field, names in (("features", config.features or []), ("exclude", config.exclude)):
+        unknown = [n for n in names if n not in columns]
+        if unknown:
+            raise ConfigError(
+                f"no column(s) {', '.join(map(repr, unknown))} in {config.source}; "
+                f"the columns are: {', '.join(columns)}",
+                where=f"data.{field}",
+            )
+    if config.features is not None:
+        roles = [n for n in config.features if n not in candidates]
+        if roles:
+            raise ConfigError(
+                f"{', '.join(map(repr, roles))} cannot be a feature: it is the label or the id column",
+                where="data.features",
+            )
+        candidates = [n for n in candidates if n in config.features]
+    chosen = [n for n in candidates if n not in config.exclude]
+    if not chosen:
+        raise ConfigError("no feature columns left after data.features and data.exclude", where="data.exclude")
+    return chosen
+
+
+def _feature_columns(schema: ray.data.Schema, label: str, config: DataConfig) -> tuple[list[str], list[str]]:
+    """Split the chosen columns other than label and id into numeric and categorical (string) features."""
+    id_column, source = config.id_column, config.source
     names = list(schema.names)
     for role, name, field in (("label", label, "data.label"), ("id", id_column, "data.id_column")):
         if name is not None and name not in names:
@@ -214,6 +242,8 @@ def _feature_columns(
         raise DataError("the id column cannot be the label", where="data.id_column")
     types = dict(zip(schema.names, schema.types, strict=True))
     features = [n for n in names if n not in (label, id_column)]
+    if features and (config.features is not None or config.exclude):
+        features = chosen_features(features, config, names)
     if not features:
         raise DataError(
             f"no feature columns: the only column(s) are {', '.join(names)} (label and id are not features)",
@@ -224,6 +254,7 @@ def _feature_columns(
         raise DataError(
             f"feature columns must be numbers or strings; unsupported: {', '.join(unsupported)}",
             where=f"data.source={source!r}",
+            hint="Leave such columns out with data.exclude (or list the ones to use in data.features).",
         )
     return [n for n in features if is_numeric(types[n])], [n for n in features if is_categorical(types[n])]
 

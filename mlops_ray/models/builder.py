@@ -6,7 +6,7 @@ state dict: no arbitrary code runs at load time. That only works if the same spe
 always builds the same module tree (same parameter names and shapes), so every
 architectural choice lives in the spec and nothing here reads global state.
 
-Two networks, chosen by ``name``:
+Two networks, chosen by ``name``, and your own (``module.path:builder``, ``user.py``):
 
 ``mlp``
     ``depth`` x [Linear(width) -> norm -> activation -> dropout] -> Linear(n_outputs).
@@ -39,13 +39,15 @@ buffers, which is what its checkpoint holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
 from mlops_ray.config import ModelConfig
+from mlops_ray.config.sections import BUILT_IN_MODELS
+from mlops_ray.models.user import build_user_model
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 NORMALIZATIONS = ("none", "batch", "layer")
@@ -78,6 +80,11 @@ class ModelSpec:
     dropout: float
     normalization: str
     activation: str
+    params: dict[str, Any] = field(default_factory=dict)  # a builder's keyword arguments (absent: none)
+
+    @property
+    def is_builder(self) -> bool:
+        return self.name not in BUILT_IN_MODELS
 
     @classmethod
     def from_config(cls, config: ModelConfig, n_features: int, n_outputs: int) -> ModelSpec:
@@ -91,6 +98,7 @@ class ModelSpec:
             dropout=float(config.dropout),
             normalization=config.normalization,
             activation=config.activation,
+            params=dict(config.params),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,11 +115,13 @@ class ModelSpec:
         """
         expected = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(expected))
-        missing = [k for k in expected if k not in data]
+        missing = [k for k in expected if k not in data and k != "params"]  # specs stored before builders lack it
         if unknown or missing:
             problems = [f"unknown key(s) {', '.join(unknown)}"] if unknown else []
             problems += [f"missing key(s) {', '.join(missing)}"] if missing else []
             raise ValueError(f"invalid model spec: {'; '.join(problems)} (expected keys: {', '.join(expected)})")
+        if not isinstance(data.get("params", {}), dict):
+            raise ValueError(f"invalid model spec: 'params' must be a map, got {data['params']!r}")
         for key, types in _FIELD_TYPES.items():
             value = data[key]
             # bool is an int subclass; ``depth: true`` is a mistake, not 1.
@@ -126,8 +136,14 @@ class ModelSpec:
         return 2 if self.normalization == "batch" else 1
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
-    """A freshly initialised network for ``spec``; ValueError names the valid choices of a bad field."""
+def build_model(spec: ModelSpec, search_dir: str | None = None) -> nn.Module:
+    """A freshly initialised network for ``spec``; ValueError names the valid choices of a bad field.
+
+    A ``module.path:builder`` spec is built by the user's builder (``search_dir``: where a
+    worker finds its module), which raises ``ConfigError`` naming it.
+    """
+    if spec.is_builder and ":" in spec.name:
+        return build_user_model(spec.name, spec.n_features, spec.n_outputs, spec.params, search_dir)
     builder = _BUILDERS.get(spec.name)
     if builder is None:
         raise ValueError(f"unknown model name {spec.name!r}; valid names: {', '.join(_BUILDERS)}")

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from mlops_ray.data import PreparedData
 from mlops_ray.data.reference import log_reference
 from mlops_ray.models.record import TrainResult
+from mlops_ray.models.user import source_paths
 from mlops_ray.registry import pyfunc_entry
 from mlops_ray.registry.integrity import digest_tags
 from mlops_ray.registry.packaged_model import ARTIFACT_KEY, PackagedModel, write_bundle
@@ -56,6 +57,7 @@ def log_packaged_model(trained: TrainResult, data: PreparedData) -> str:
             signature=signature,
             input_example=example,
             pip_requirements=[_pin(p) for p in REQUIREMENTS],
+            code_paths=source_paths(trained.spec.name) if trained.spec.is_builder else None,  # your own module
         )
     if data.reference is not None:
         log_reference(data.reference)

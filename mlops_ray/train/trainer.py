@@ -30,6 +30,7 @@ from mlops_ray.config import Config, TrainConfig
 from mlops_ray.errors import ConfigError, TrainingError
 from mlops_ray.models import ModelSpec
 from mlops_ray.models.record import TrainResult
+from mlops_ray.models.user import check_builder, search_dir_of
 from mlops_ray.train.local_checkpoints import LocalCheckpoints
 from mlops_ray.train.loop import train_loop_per_worker
 from mlops_ray.train.state import WEIGHTS_FILE
@@ -56,6 +57,13 @@ def check_selection_metric(train: TrainConfig, task: str) -> None:
             f"'{train.checkpoint.metric}' is not reported for {task}; choose one of {', '.join(allowed)}",
             where="train.checkpoint.metric",
         )
+
+
+def check_model(config: Config, data: PreparedData) -> None:
+    """Before any run starts: a ``module.path:builder`` network imports, builds and takes a batch (ConfigError)."""
+    spec = ModelSpec.from_config(config.model, data.preprocessing.width, data.target.n_outputs)
+    if spec.is_builder:
+        check_builder(spec.name, spec.n_features, spec.n_outputs, spec.params)
 
 
 def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: str) -> TrainResult:
@@ -111,6 +119,7 @@ def loop_config(
     return {
         **config.train.model_dump(mode="json", exclude={"fault_injection"}),
         "model_spec": spec.to_dict(),
+        "builder_dir": search_dir_of(spec.name) if spec.is_builder else None,  # where workers import it from
         "task": task,
         "target_std": target_std,
         "tracking_uri": tracking_uri,

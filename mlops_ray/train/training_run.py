@@ -25,7 +25,7 @@ from mlops_ray.registry import RegisteredModel, log_packaged_model, register_mod
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.runs import log_run_inputs, unfinished_run
 from mlops_ray.reporting import StageReporter
-from mlops_ray.train.trainer import check_selection_metric, run_name, storage_uri, train_model
+from mlops_ray.train.trainer import check_model, check_selection_metric, run_name, storage_uri, train_model
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def train_and_log(
     data = prepare_stage(config, reporter)
     metric_names = config.evaluate.metrics_for(data.task)
     check_selection_metric(config.train, data.task)
+    check_model(config, data)
     with mlflow.start_run(run_id=resume_id, run_name=None if resume_id else f"{config.registry.model_name}-train"):
         run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
         if resume_id is None:

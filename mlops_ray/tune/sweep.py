@@ -53,7 +53,7 @@ from mlops_ray.tags import (
     SWEEP_TRIALS_ARTIFACT,
 )
 from mlops_ray.train.state import WEIGHTS_FILE
-from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
+from mlops_ray.train.trainer import check_model, check_selection_metric, selectable_metrics, storage_uri
 from mlops_ray.tune import strategies, summary
 from mlops_ray.tune.atomic_storage import atomic_local_filesystem
 from mlops_ray.tune.restore import ForgetDeletedCheckpoints, check_saved_state
@@ -89,6 +89,7 @@ def sweep_and_register(
             hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
         )
     _check_metric(config, settings, data.task)
+    check_model(config, data)  # the base config's network; a trial's own values are checked as it starts
     workers = config.train.workers_for(data.row_counts["train"])
     if settings.scheduler == "pbt" and workers > 1:
         raise ConfigError(

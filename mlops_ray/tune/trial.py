@@ -20,6 +20,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from mlops_ray.config import Config, validate_config
 from mlops_ray.models import ModelSpec
+from mlops_ray.models.user import search_dir_of
 from mlops_ray.train.loop import run_loop
 from mlops_ray.train.session import TuneTrialSession
 from mlops_ray.train.trainer import build_trainer, loop_config
@@ -41,6 +42,7 @@ class TrialSetup:
     storage: str  # where multi-worker trials keep their Ray Train runs
     data_key: str  # names these prepared splits: a reused actor keeps their tensors for its next trial
     train_rows: int  # what `train.num_workers: auto` decides on
+    builder_dir: str | None = None  # where the sweep's own network (model.name module:builder) was imported from
 
 
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
@@ -59,6 +61,7 @@ def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     config = trial_config(setup.base, params)
     spec = ModelSpec.from_config(config.model, setup.input_width, setup.n_outputs)
     cfg = loop_config(config, spec, setup.task, setup.target_std, tracking_uri=None, run_id=None)
+    cfg["builder_dir"] = cfg["builder_dir"] or setup.builder_dir  # found by the driver, which imported it
     workers = config.train.workers_for(setup.train_rows)
     if workers <= 1:  # local mode and one worker alike: the loop in the trial's own process
         run_loop(cfg, TuneTrialSession(setup.datasets, config.train.use_gpu, setup.data_key))
@@ -81,6 +84,7 @@ def make_trainable(config: Config, data: PreparedData, train_runs: str) -> Any:
         storage=train_runs,
         data_key=hashlib.sha256(f"{data.fingerprint.digest} {config.data.model_dump_json()}".encode()).hexdigest(),
         train_rows=data.row_counts["train"],
+        builder_dir=search_dir_of(config.model.name) if config.model.is_builder else None,
     )
     resources = trial_resources(config, setup.train_rows)
     return ray.tune.with_resources(ray.tune.with_parameters(run_trial, setup=setup), resources)

@@ -10,6 +10,7 @@ only the label, every row dropped by the contract) are kept as regular cases.
 
 from __future__ import annotations
 
+import datetime
 import io
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from mlops_ray.cli import app
 from mlops_ray.config import Config, DataConfig, dump_config, load_config
 from mlops_ray.data import prepare_data
 from mlops_ray.data.schema import ColumnSchema, DataSchema, save_schema
-from mlops_ray.errors import DataError
+from mlops_ray.errors import ConfigError, DataError
 from mlops_ray.reporting import StageReporter
 from mlops_ray.serve.deploy import Endpoint
 from tests.integration.serving_models import MODEL_NAME, registered_listings, running_endpoint
@@ -74,6 +75,40 @@ def test_column_of_unsupported_type_is_named(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1.0, 2.0], "tags": [[1, 2], [3]], "y": [0, 1]}).to_parquet(path)
     with pytest.raises(DataError, match=r"must be numbers or strings; unsupported: tags \(list<"):
         prepare_data(DataConfig(source=str(path), label="y"))
+
+
+def test_data_features_and_exclude_choose_columns_and_an_unknown_name_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.parquet"
+    rows = 40
+    frame = pd.DataFrame(
+        {
+            "a": [float(i) for i in range(rows)],
+            "signup": [datetime.date(2026, 1, 1 + i % 28) for i in range(rows)],  # date32: not a feature type (yet)
+            "colour": ["red", "blue"] * (rows // 2),
+            "b": [i % 3 for i in range(rows)],
+            "y": [0, 1] * (rows // 2),
+        }
+    )
+    frame.to_parquet(path)
+    excluded = prepare_data(DataConfig(source=str(path), label="y", exclude=["signup"]))
+    assert excluded.preprocessing.features == ("a", "b", "colour")
+    chosen = prepare_data(DataConfig(source=str(path), label="y", features=["colour", "a"]))
+    assert chosen.preprocessing.features == ("a", "colour")  # the file's order, numbers first
+    both = prepare_data(DataConfig(source=str(path), label="y", features=["a", "b", "signup"], exclude=["signup"]))
+    assert both.preprocessing.features == ("a", "b")
+
+    with pytest.raises(DataError, match=r"unsupported: signup \(date32") as unsupported:
+        prepare_data(DataConfig(source=str(path), label="y"))
+    assert "data.exclude" in unsupported.value.paragraph()
+    for field, names, message in [
+        ("exclude", ["sigup"], r"no column\(s\) 'sigup' in .*; the columns are: a, signup, colour, b, y"),
+        ("features", ["a", "colour", "size"], r"no column\(s\) 'size'"),
+        ("features", ["a", "y"], "'y' cannot be a feature: it is the label or the id column"),
+        ("exclude", ["a", "b", "colour", "signup"], "no feature columns left"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as raised:
+            prepare_data(DataConfig(source=str(path), label="y", **{field: names}))
+        assert raised.value.where == f"data.{field}"
 
 
 def test_a_directory_of_mixed_formats_names_the_formats_found(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from mlops_ray.config import ModelConfig
+from mlops_ray.config.sections import BUILT_IN_MODELS
 from mlops_ray.models import ModelSpec, build_model
-from mlops_ray.models.builder import ResMLP
+from mlops_ray.models.builder import _BUILDERS, ResMLP
 
-NAMES = get_args(ModelConfig.model_fields["name"].annotation)
+NAMES = BUILT_IN_MODELS
 NORMALIZATIONS = get_args(ModelConfig.model_fields["normalization"].annotation)
 ACTIVATIONS = get_args(ModelConfig.model_fields["activation"].annotation)
 
@@ -41,7 +42,7 @@ def n_params(model: nn.Module) -> int:
 
 
 def test_config_choices_are_the_ones_the_builder_knows() -> None:
-    assert set(NAMES) == {"mlp", "resmlp"}
+    assert set(NAMES) == {"mlp", "resmlp"} == set(_BUILDERS)
     assert set(NORMALIZATIONS) == {"none", "batch", "layer"}
     assert set(ACTIVATIONS) == {"relu", "gelu", "silu", "tanh"}
 
