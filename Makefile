@@ -19,9 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/mlops-ray run $(CONFIG)
 
-# Two pytest-xdist workers: the tests with their own local cluster in one, the rest (one shared Ray) in the other.
 test: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest
 
 # ruff, then the package layers and the no-cycle rule of docs/architecture.md (import-linter, pyproject.toml).
 lint: $(STAMP)

@@ -15,16 +15,8 @@ import pytest
 
 from mlops_ray.config import RayConfig
 
-# Tests with a Ray cluster, MLflow server and job submissions of their own (and the CI workflow steps, which
-# write into the repository root as the cluster test does). `make test` runs them in one pytest-xdist worker
-# while the other runs everything that shares the session's Ray: two groups, two workers.
-OWN_CLUSTER_FILES = ("tests/e2e/test_local_cluster.py", "tests/integration/test_ci_workflows.py")
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        own_cluster = item.nodeid.startswith(OWN_CLUSTER_FILES)
-        item.add_marker(pytest.mark.xdist_group("own-cluster" if own_cluster else "session-ray"))
     if not any("gpu" in item.keywords for item in items):
         return
     import torch
