@@ -218,13 +218,15 @@ def chosen_features(candidates: list[str], config: DataConfig, columns: list[str
         roles = [n for n in config.features if n not in candidates]
         if roles:
             raise ConfigError(
-                f"{', '.join(map(repr, roles))} cannot be a feature: it is the label or the id column",
+                f"{', '.join(map(repr, roles))} cannot be a feature: the label, the id column, "
+                "or a column the schema file does not make a feature",
                 where="data.features",
             )
         candidates = [n for n in candidates if n in config.features]
     chosen = [n for n in candidates if n not in config.exclude]
     if not chosen:
-        raise ConfigError("no feature columns left after data.features and data.exclude", where="data.exclude")
+        where = "data.features" if config.features is not None and not config.features else "data.exclude"
+        raise ConfigError("no feature columns left after data.features and data.exclude", where=where)
     return chosen
 
 

@@ -2,7 +2,9 @@
 
 The spec (not a pickled module) is what gets stored next to the weights, so a
 model is loaded by rebuilding the architecture and reading a ``weights_only``
-state dict: no arbitrary code runs at load time. That only works if the same spec
+state dict: nothing is unpickled, and for the built-in networks no code but this
+package's runs at load time (a ``module.path:builder`` network runs its own
+builder, shipped with the model). That only works if the same spec
 always builds the same module tree (same parameter names and shapes), so every
 architectural choice lives in the spec and nothing here reads global state.
 
@@ -136,14 +138,15 @@ class ModelSpec:
         return 2 if self.normalization == "batch" else 1
 
 
-def build_model(spec: ModelSpec, search_dir: str | None = None) -> nn.Module:
+def build_model(spec: ModelSpec, search_dir: str | None = None, shipped: bool = False) -> nn.Module:
     """A freshly initialised network for ``spec``; ValueError names the valid choices of a bad field.
 
     A ``module.path:builder`` spec is built by the user's builder (``search_dir``: where a
-    worker finds its module), which raises ``ConfigError`` naming it.
+    worker finds its module, or with ``shipped`` a registered model's own copy of it), which
+    raises ``ConfigError`` naming it.
     """
     if spec.is_builder and ":" in spec.name:
-        return build_user_model(spec.name, spec.n_features, spec.n_outputs, spec.params, search_dir)
+        return build_user_model(spec.name, spec.n_features, spec.n_outputs, spec.params, search_dir, shipped)
     builder = _BUILDERS.get(spec.name)
     if builder is None:
         raise ValueError(f"unknown model name {spec.name!r}; valid names: {', '.join(_BUILDERS)}")

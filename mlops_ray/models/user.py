@@ -36,9 +36,21 @@ def _fail(name: str, problem: str) -> ConfigError:
     return ConfigError(f"model builder {name!r}: {problem}", where="model.name", hint=HINT)
 
 
-def import_builder(name: str, search_dir: str | None = None) -> Callable[..., Any]:
-    """The callable ``name`` (``module.path:attr``) names; ConfigError if it cannot be imported or called."""
+def import_builder(name: str, search_dir: str | None = None, shipped: bool = False) -> Callable[..., Any]:
+    """The callable ``name`` (``module.path:attr``) names; ConfigError if it cannot be imported or called.
+
+    ``shipped``: ``search_dir`` is a registered model's own copy of the source (MLflow's
+    ``code`` folder). The module is imported afresh from there, first on ``sys.path``, so a
+    process that already imported another version of it (the training driver, a canary
+    loading two versions) builds each model from the code it was trained with.
+    """
     module_name, _, attribute = name.partition(":")
+    if shipped and search_dir:
+        top = module_name.split(".")[0]
+        for loaded in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[loaded]
+        sys.path.insert(0, search_dir)
+        importlib.invalidate_caches()
     for directory in (search_dir, os.getcwd()):
         if directory and directory not in sys.path:
             sys.path.append(directory)  # after everything installed: a local file never shadows a package
@@ -55,10 +67,15 @@ def import_builder(name: str, search_dir: str | None = None) -> Callable[..., An
 
 
 def build_user_model(
-    name: str, n_features: int, n_outputs: int, params: dict[str, Any], search_dir: str | None = None
+    name: str,
+    n_features: int,
+    n_outputs: int,
+    params: dict[str, Any],
+    search_dir: str | None = None,
+    shipped: bool = False,
 ) -> nn.Module:
     """Call the builder with the data's sizes and ``params``; ConfigError for a bad signature or a non-module."""
-    builder = import_builder(name, search_dir)
+    builder = import_builder(name, search_dir, shipped)
     try:
         inspect.signature(builder).bind(n_features, n_outputs, **params)
     except TypeError as exc:
@@ -104,17 +121,18 @@ def search_dir_of(name: str) -> str | None:
     if source is None:
         return None
     directory = str(source.parent)
-    return None if "site-packages" in Path(directory).parts else directory
+    return None if _installed(Path(directory)) else directory
 
 
 def source_paths(name: str) -> list[str]:
     """What the MLflow model ships for the builder: its top-level module file or package directory.
 
-    A builder from an installed distribution (under ``site-packages``) is not shipped: the
-    model's environment must list that package instead.
+    A builder from an installed distribution (under ``site-packages`` / ``dist-packages``) is
+    not shipped: the model's environment must install that package. Neither is anything the
+    builder imports from outside its top-level module or package.
     """
     source = _top_level_source(name)
-    if source is None or "site-packages" in source.parts:
+    if source is None or _installed(source):
         return []
     return [str(source)]
 
@@ -127,3 +145,7 @@ def _top_level_source(name: str) -> Path | None:
     if found.submodule_search_locations:  # a package (or namespace package): its directory
         return Path(next(iter(found.submodule_search_locations)))
     return Path(found.origin) if found.origin and found.origin.endswith(".py") else None
+
+
+def _installed(path: Path) -> bool:
+    return bool({"site-packages", "dist-packages"} & set(path.parts))

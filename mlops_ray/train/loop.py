@@ -260,5 +260,13 @@ class _EpochLogger:
 
 def _min_rows_of(network: nn.Module) -> int:
     """2 if any BatchNorm layer is in the network (a builder's own included), else 1."""
-    batch_norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    batch_norms = (
+        nn.BatchNorm1d,
+        nn.BatchNorm2d,
+        nn.BatchNorm3d,
+        nn.SyncBatchNorm,
+        nn.LazyBatchNorm1d,
+        nn.LazyBatchNorm2d,
+        nn.LazyBatchNorm3d,
+    )
     return 2 if any(isinstance(module, batch_norms) for module in network.modules()) else 1

@@ -15,11 +15,15 @@ the filesystem through its public ``RunConfig(storage_filesystem=...)``; it also
 trial checkpoints, which gain the same guarantee.
 
 What it cannot give: two files of one snapshot are renamed one after the other, so a kill
-between them leaves one file a snapshot newer than the other.
+between them leaves one file a snapshot newer than the other; and a writer that raises
+while it writes (not one that is killed) closes its stream, which publishes what it
+wrote, as pyarrow's local filesystem would have left it. A write that fails, and a
+failed ``copy_file``, publish nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from typing import Any
@@ -49,7 +53,11 @@ class _RenameOnClose:
         return self._file.closed
 
     def write(self, data: Any) -> int:
-        return self._file.write(data)
+        try:
+            return self._file.write(data)
+        except BaseException:
+            self.abort()  # a failed write never replaces the previous file
+            raise
 
     def flush(self) -> None:
         self._file.flush()
@@ -71,6 +79,13 @@ class _RenameOnClose:
             return
         self._file.close()  # no fsync: a killed process's writes survive it; a power cut is out of scope
         os.replace(self._partial, self._path)
+
+    def abort(self) -> None:
+        """Drop what was written: the destination keeps its previous content (or stays absent)."""
+        if not self._file.closed:
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._partial)
 
 
 class AtomicLocalHandler(pafs.FileSystemHandler):
@@ -119,9 +134,15 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         self._local.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
-        with self._local.open_input_stream(src) as source, self.open_output_stream(dest, None) as sink:
-            while chunk := source.read(1 << 20):
-                sink.write(chunk)
+        sink = _RenameOnClose(dest)
+        try:
+            with self._local.open_input_stream(src) as source:
+                while chunk := source.read(1 << 20):
+                    sink.write(chunk)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
 
     def open_input_stream(self, path: str) -> pyarrow.NativeFile:
         return self._local.open_input_stream(path)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import pickletools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from mlops_ray.errors import TrainingError
 from mlops_ray.tune.atomic_storage import PARTIAL_SUFFIX
 
 EXPERIMENT_STATE_PREFIX = "experiment_state-"  # Tune's TuneController.CKPT_FILE_TMPL, one file per driver session
+# Every state file Tune writes per driver session: <kind>-<YYYY-MM-DD_HH-MM-SS>.json|pkl
+_STATE_FILE = re.compile(r"^(?P<kind>[\w-]+?)-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.(json|pkl)$")
 
 logger = logging.getLogger(__name__)
 
@@ -85,24 +88,28 @@ def _exists(checkpoint: Checkpoint) -> bool:
 
 
 def check_saved_state(experiment: Path) -> None:
-    """Fail with the file's name if the newest snapshot Tune would resume from cannot be read.
+    """Fail with the file's name if a state file Tune would resume from cannot be read.
 
-    The newest ``experiment_state-<session>.json`` and the searcher and callback state of the
-    same session (``*-<session>.json`` / ``.pkl``) are the snapshot. Leftover ``.partial``
-    files of a killed write are removed: nothing reads them.
+    Tune reads the newest file of each kind on its own (``experiment_state-<session>.json``,
+    the searcher's ``basic-variant-state-<session>.json`` or ``searcher-state-<session>.pkl``,
+    ``callback-states-<session>.pkl``), so the newest of each kind is read here. Leftover
+    ``.partial`` files of a killed write are removed: nothing reads them.
     """
     for leftover in experiment.glob(f".*{PARTIAL_SUFFIX}"):
         leftover.unlink(missing_ok=True)
-    states = sorted(experiment.glob(f"{EXPERIMENT_STATE_PREFIX}*.json"))
-    if not states:
+    newest: dict[str, Path] = {}
+    for path in sorted(experiment.iterdir()):  # session stamps sort by time, as Tune's max() reads them
+        kind = _STATE_FILE.match(path.name)
+        if kind is not None:
+            newest[kind["kind"]] = path
+    if EXPERIMENT_STATE_PREFIX.rstrip("-") not in newest:
         raise TrainingError(
             "Tune saved no experiment state for this sweep before its driver stopped",
             where=str(experiment),
             hint="Run without --resume to start a new sweep.",
         )
-    session = states[-1].name.removeprefix(EXPERIMENT_STATE_PREFIX).removesuffix(".json")
-    for part in sorted(experiment.glob(f"*-{session}.*")):
-        if part.suffix in (".json", ".pkl") and _unreadable(part):
+    for part in newest.values():
+        if _unreadable(part):
             raise TrainingError(
                 f"Tune's saved sweep state {part.name} is empty or cut short "
                 "(its driver was killed while writing it), so the sweep cannot be resumed",

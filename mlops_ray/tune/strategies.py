@@ -8,6 +8,7 @@ Schedulers count in epochs (the loop reports ``epoch``), so a trial's budget is
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from mlops_ray.tune.atomic_storage import atomic_local_filesystem
 PBT_MUTABLE_MODEL_FIELDS = frozenset({"model.dropout"})
 
 
+# A trial id (random searcher ``<prefix>_00005``, others 8 hex digits) with the ``_xxxx`` Tune adds to a taken name.
+_TUNE_SUFFIX = re.compile(r"^(.+_\d{5}|[0-9a-f]{8})_[0-9a-f]{4}$")
 TRIAL_DIR_PREFIX = "trial-"  # a trial's directory is this and its id (``make_tuner``'s trial_dirname_creator)
 
 
@@ -37,7 +40,7 @@ def trial_id_of(result: Result) -> str:
     reported = (result.metrics or {}).get("trial_id")
     if isinstance(reported, str) and reported:
         return reported
-    return Path(result.path).name.removeprefix(TRIAL_DIR_PREFIX)
+    return _TUNE_SUFFIX.sub(r"\1", Path(result.path).name.removeprefix(TRIAL_DIR_PREFIX))
 
 
 def param_space(settings: TuneConfig) -> dict[str, Any]:
@@ -119,7 +122,7 @@ def make_tuner(
         run_config=tune.RunConfig(
             name=path.name,
             storage_path=str(path.parent.resolve()),
-            storage_filesystem=atomic_local_filesystem(),  # a killed driver leaves no half-written state file
+            storage_filesystem=atomic_local_filesystem(),  # local disk: a killed driver leaves no half-written file
             stop=stopper,
             callbacks=callbacks,
             verbose=0,

@@ -58,7 +58,7 @@ from mlops_ray.tune import strategies, summary
 from mlops_ray.tune.atomic_storage import atomic_local_filesystem
 from mlops_ray.tune.restore import ForgetDeletedCheckpoints, check_saved_state
 from mlops_ray.tune.tracking import MlflowTrialLogger
-from mlops_ray.tune.trial import make_trainable, trial_config
+from mlops_ray.tune.trial import make_trainable, sweep_builders, trial_config
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def sweep_and_register(
             hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
         )
     _check_metric(config, settings, data.task)
-    check_model(config, data)  # the base config's network; a trial's own values are checked as it starts
+    check_model(config, data)  # the base config's network, and each own network model.name may take
+    for name in sweep_builders(config):
+        check_model(config.model_copy(update={"model": config.model.model_copy(update={"name": name})}), data)
     workers = config.train.workers_for(data.row_counts["train"])
     if settings.scheduler == "pbt" and workers > 1:
         raise ConfigError(

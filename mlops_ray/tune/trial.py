@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import ray.tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from mlops_ray.config import Config, validate_config
+from mlops_ray.config.sections import BUILT_IN_MODELS
 from mlops_ray.models import ModelSpec
 from mlops_ray.models.user import search_dir_of
 from mlops_ray.train.loop import run_loop
@@ -42,7 +43,7 @@ class TrialSetup:
     storage: str  # where multi-worker trials keep their Ray Train runs
     data_key: str  # names these prepared splits: a reused actor keeps their tensors for its next trial
     train_rows: int  # what `train.num_workers: auto` decides on
-    builder_dir: str | None = None  # where the sweep's own network (model.name module:builder) was imported from
+    builder_dirs: dict[str, str | None] = field(default_factory=dict)  # own networks: where the driver found each
 
 
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
@@ -61,7 +62,7 @@ def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     config = trial_config(setup.base, params)
     spec = ModelSpec.from_config(config.model, setup.input_width, setup.n_outputs)
     cfg = loop_config(config, spec, setup.task, setup.target_std, tracking_uri=None, run_id=None)
-    cfg["builder_dir"] = cfg["builder_dir"] or setup.builder_dir  # found by the driver, which imported it
+    cfg["builder_dir"] = cfg["builder_dir"] or setup.builder_dirs.get(config.model.name)  # the driver imported it
     workers = config.train.workers_for(setup.train_rows)
     if workers <= 1:  # local mode and one worker alike: the loop in the trial's own process
         run_loop(cfg, TuneTrialSession(setup.datasets, config.train.use_gpu, setup.data_key))
@@ -84,7 +85,7 @@ def make_trainable(config: Config, data: PreparedData, train_runs: str) -> Any:
         storage=train_runs,
         data_key=hashlib.sha256(f"{data.fingerprint.digest} {config.data.model_dump_json()}".encode()).hexdigest(),
         train_rows=data.row_counts["train"],
-        builder_dir=search_dir_of(config.model.name) if config.model.is_builder else None,
+        builder_dirs={name: search_dir_of(name) for name in sweep_builders(config)},
     )
     resources = trial_resources(config, setup.train_rows)
     return ray.tune.with_resources(ray.tune.with_parameters(run_trial, setup=setup), resources)
@@ -98,3 +99,11 @@ def trial_resources(config: Config, train_rows: int) -> dict[str, float]:
             resources.setdefault("GPU", 1.0)
         return resources
     return {"CPU": 0.01}  # the TorchTrainer's workers reserve their own resources
+
+
+def sweep_builders(config: Config) -> list[str]:
+    """The ``module.path:builder`` networks a sweep can train: the config's, and any ``model.name`` choice."""
+    names = [config.model.name]
+    if config.tune is not None and "model.name" in config.tune.space:
+        names += [str(value) for value in config.tune.space["model.name"].candidates()]
+    return sorted({name for name in names if name not in BUILT_IN_MODELS})

@@ -17,12 +17,14 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from mlops_ray.errors import ConfigError
 from tests.e2e.test_task_kinds import mixed_rows, run_pipeline
+from tests.integration.test_tune import runs_of, sweep, sweep_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -148,3 +150,24 @@ def test_a_builder_whose_output_has_the_wrong_shape_stops_the_run_before_anythin
     client = MlflowClient(tracking)
     assert client.search_registered_models() == []
     assert all(client.search_runs([e.experiment_id]) == [] for e in client.search_experiments())
+
+
+def test_a_sweep_over_model_name_trains_each_network_and_registers_the_best(tmp_path: Path, workdir: Path) -> None:
+    config = sweep_config(
+        tmp_path,
+        "tune.space={model.name: {type: choice, values: [mlp, 'tabular_nets:build']}}",
+        "tune.searcher=grid",
+        "tune.scheduler=none",
+        "tune.num_samples=1",
+    )
+    outcome = sweep(config)
+    parent, children = runs_of(config)
+    assert sorted(c.data.params["model.name"] for c in children) == ["mlp", "tabular_nets:build"]
+    assert all(c.info.status == "FINISHED" for c in children) and parent.info.status == "FINISHED"
+    best = next(c for c in children if c.data.tags["mlops_ray.trial_id"] == outcome.best.trial_id)
+    client = MlflowClient(config.tracking.uri)
+    assert client.get_model_version("tune-test", outcome.model.version).run_id == best.info.run_id
+    mlflow.set_tracking_uri(config.tracking.uri)
+    model = mlflow.pyfunc.load_model(f"models:/tune-test/{outcome.model.version}")
+    rows = outcome.data.test_rows(3)[list(outcome.data.features)]
+    assert len(model.predict(rows)) == 3

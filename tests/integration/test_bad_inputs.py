@@ -103,7 +103,7 @@ def test_data_features_and_exclude_choose_columns_and_an_unknown_name_is_an_erro
     for field, names, message in [
         ("exclude", ["sigup"], r"no column\(s\) 'sigup' in .*; the columns are: a, signup, colour, b, y"),
         ("features", ["a", "colour", "size"], r"no column\(s\) 'size'"),
-        ("features", ["a", "y"], "'y' cannot be a feature: it is the label or the id column"),
+        ("features", ["a", "y"], "'y' cannot be a feature: the label, the id column"),
         ("exclude", ["a", "b", "colour", "signup"], "no feature columns left"),
     ]:
         with pytest.raises(ConfigError, match=message) as raised:

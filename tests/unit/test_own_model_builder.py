@@ -129,3 +129,18 @@ def test_a_sweep_tunes_a_builders_params_and_refuses_them_on_a_built_in_network(
     assert config.tune is not None and list(config.tune.space) == ["model.params.hidden"]
     with pytest.raises(ConfigError, match=r"value 8 is not valid for model.params.hidden: .*builder's arguments"):
         load_config(ROOT / "configs" / "sweep.yaml", [space])
+
+
+def test_a_shipped_copy_is_imported_afresh_so_two_versions_build_from_their_own_code(workdir: Path) -> None:
+    """A process holding two registered versions (a canary) must not build the second from the first's module."""
+    spec = ModelSpec.from_config(ModelConfig(name="my_models:build"), 4, 3)
+    for version, hidden in (("v1", 5), ("v2", 7)):
+        code = workdir / version / "code"
+        code.mkdir(parents=True)
+        (code / "my_models.py").write_text(
+            f"from torch import nn\ndef build(n_features, n_outputs):\n    return nn.Linear(n_features, {hidden})\n"
+        )
+    assert isinstance(build_model(spec), torch.nn.Sequential)  # the working directory's module, imported first
+    first = build_model(spec, str(workdir / "v1" / "code"), shipped=True)
+    second = build_model(spec, str(workdir / "v2" / "code"), shipped=True)
+    assert (first.out_features, second.out_features) == (5, 7)

@@ -97,3 +97,13 @@ def test_no_saved_snapshot_at_all_says_so(tmp_path: Path) -> None:
     (tmp_path / "tuner.pkl").write_bytes(b"x")
     with pytest.raises(TrainingError, match="saved no experiment state"):
         check_saved_state(tmp_path)
+
+
+def test_the_newest_file_of_each_kind_is_read_even_from_an_earlier_session(tmp_path: Path) -> None:
+    """Tune reads the newest searcher state whatever session wrote it: a later session may have written none."""
+    write_whole_snapshot(tmp_path)
+    (tmp_path / "experiment_state-2026-12-05_09-00-00.json").write_text('{"trial_data": []}')  # a later session
+    check_saved_state(tmp_path)
+    (tmp_path / f"callback-states-{SESSION}.pkl").write_bytes(b"")
+    with pytest.raises(TrainingError, match=f"callback-states-{SESSION}.pkl is empty"):
+        check_saved_state(tmp_path)
