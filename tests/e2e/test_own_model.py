@@ -153,12 +153,10 @@ def test_a_builder_whose_output_has_the_wrong_shape_stops_the_run_before_anythin
 
 
 def test_a_sweep_over_model_name_trains_each_network_and_registers_the_best(tmp_path: Path, workdir: Path) -> None:
-    config = sweep_config(
+    space = "{model.name: {type: choice, values: [mlp, 'tabular_nets:build']}}"
+    config = sweep_config(  # the grid: each network once
         tmp_path,
-        "tune.space={model.name: {type: choice, values: [mlp, 'tabular_nets:build']}}",
-        "tune.searcher=grid",
-        "tune.scheduler=none",
-        "tune.num_samples=1",
+        f"tune={{space: {space}, searcher: grid, scheduler: none, storage_path: {tmp_path / 'tune'}}}",
     )
     outcome = sweep(config)
     parent, children = runs_of(config)
