@@ -83,6 +83,9 @@ def _prepare(config: DataConfig) -> PreparedData:
     if contract is not None:
         config = with_schema_roles(config, contract)
     source = load_source(config)
+    if config.features is not None or config.exclude:  # a misspelled column fails before the data is read
+        columns = list(source.dataset.schema().names)
+        chosen_features([c for c in columns if c not in (source.label, config.id_column)], config, columns)
     # Read the files once: checks, splits, fingerprint and profile all pass over the data,
     # and each pass would otherwise re-read the source (Ray spills to disk past memory).
     raw = source.dataset.materialize()
