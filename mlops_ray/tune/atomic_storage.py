@@ -12,9 +12,9 @@ state" and starts the sweep over, or cannot list its results at all.
 temporary name and renamed over it when closed, so a reader sees the previous whole file or the new whole file. A
 kill leaves at most a stray ``.*.partial`` file, which no Tune pattern matches. Tune takes
 the filesystem through its public ``RunConfig(storage_filesystem=...)``; it also carries
-trial checkpoints, whose other files keep pyarrow's native stream (a Python stream cost
-the sweep benchmark about 1 %; a checkpoint is registered only after all its files
-are written, so it needs no rename).
+trial checkpoints, whose other files keep pyarrow's native stream (no Python call per
+write; a checkpoint is registered only after all its files are written, so it needs no
+rename).
 
 What it cannot give: two files of one snapshot are renamed one after the other, so a kill
 between them leaves one file a snapshot newer than the other; and a writer that raises
