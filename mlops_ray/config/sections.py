@@ -113,6 +113,11 @@ BUILT_IN_MODELS = ("mlp", "resmlp")
 BUILDER_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 
+def is_builder_name(name: str) -> bool:
+    """True for a ``module.path:builder`` network (anything but a built-in one): config, spec and sweep ask this."""
+    return name not in BUILT_IN_MODELS
+
+
 class ModelConfig(Section):
     """The network: ``mlp`` (a plain stack), ``resmlp`` (residual blocks, stronger on tabular data), or your own.
 
@@ -135,11 +140,11 @@ class ModelConfig(Section):
     @property
     def is_builder(self) -> bool:
         """True for ``module.path:builder``: a network this package does not define."""
-        return self.name not in BUILT_IN_MODELS
+        return is_builder_name(self.name)
 
     @model_validator(mode="after")
     def _known_network(self) -> ModelConfig:
-        if self.name not in BUILT_IN_MODELS and not BUILDER_PATH.match(self.name):
+        if self.is_builder and not BUILDER_PATH.match(self.name):
             raise ValueError(
                 f"model.name {self.name!r} is neither a built-in network ({', '.join(BUILT_IN_MODELS)}) "
                 "nor a builder path 'module.path:callable' (e.g. my_models:build)"

@@ -24,7 +24,7 @@ from mlops_ray.data.profile import DatasetProfile, is_categorical, is_numeric, p
 from mlops_ray.data.read_errors import readable_source_errors
 from mlops_ray.data.reference import sample_reference
 from mlops_ray.data.schema import DataSchema, load_schema
-from mlops_ray.data.sources import load_source
+from mlops_ray.data.sources import LoadedSource, load_source
 from mlops_ray.data.splits import resolve_method, split_dataset
 from mlops_ray.data.target import Target
 from mlops_ray.data.validation import ValidationReport, raise_for_violations, validate
@@ -83,9 +83,7 @@ def _prepare(config: DataConfig) -> PreparedData:
     if contract is not None:
         config = with_schema_roles(config, contract)
     source = load_source(config)
-    if config.features is not None or config.exclude:  # a misspelled column fails before the data is read
-        columns = list(source.dataset.schema().names)
-        chosen_features([c for c in columns if c not in (source.label, config.id_column)], config, columns)
+    chosen = _chosen_columns(source, config)
     # Read the files once: checks, splits, fingerprint and profile all pass over the data,
     # and each pass would otherwise re-read the source (Ray spills to disk past memory).
     raw = source.dataset.materialize()
@@ -104,11 +102,13 @@ def _prepare(config: DataConfig) -> PreparedData:
             else ("it has no rows")
         )
         raise DataError(f"nothing to train on: {why}", where=f"data.source={config.source!r}")
-    numeric, categorical = _feature_columns(schema, source.label, config)
+    numeric, categorical = _feature_columns(schema, source.label, config.id_column, config.source, chosen)
     if contract is not None:  # the contract, not the reader's guess, says which columns are strings
-        chosen = chosen_features(list(contract.features), config, list(schema.names))
-        categorical = [n for n in chosen if contract.column(n).type == "string"]
-        numeric = [n for n in chosen if n not in categorical]
+        features = list(contract.features)
+        if chosen is not None:  # the contract's features, narrowed the same way (an ignored column is refused)
+            features = chosen_features(features, config, list(schema.names))
+        categorical = [n for n in features if contract.column(n).type == "string"]
+        numeric = [n for n in features if n not in categorical]
     summary = summarize_label(dataset, source.label)
     task = decide_task(summary, config.task, source.task, f"data.label (source {config.source})")
     data_profile = profile(dataset)
@@ -203,6 +203,17 @@ def _constant_columns(data_profile: DatasetProfile, features: tuple[str, ...]) -
     return warnings
 
 
+def _chosen_columns(source: LoadedSource, config: DataConfig) -> list[str] | None:
+    """The features ``data.features`` / ``data.exclude`` leave; None when neither is set (all but label and id).
+
+    Read from the source's schema before its rows are, so a misspelled column fails at once.
+    """
+    if config.features is None and not config.exclude:
+        return None
+    columns = list(source.dataset.schema().names)
+    return chosen_features([c for c in columns if c not in (source.label, config.id_column)], config, columns)
+
+
 def chosen_features(candidates: list[str], config: DataConfig, columns: list[str]) -> list[str]:
     """``data.features`` (in the file's column order) or every candidate, less ``data.exclude``.
 
@@ -233,9 +244,10 @@ def chosen_features(candidates: list[str], config: DataConfig, columns: list[str
     return chosen
 
 
-def _feature_columns(schema: ray.data.Schema, label: str, config: DataConfig) -> tuple[list[str], list[str]]:
-    """Split the chosen columns other than label and id into numeric and categorical (string) features."""
-    id_column, source = config.id_column, config.source
+def _feature_columns(
+    schema: ray.data.Schema, label: str, id_column: str | None, source: str, chosen: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """Split the chosen columns (None: all but label and id) into numeric and categorical (string) features."""
     names = list(schema.names)
     for role, name, field in (("label", label, "data.label"), ("id", id_column, "data.id_column")):
         if name is not None and name not in names:
@@ -246,9 +258,7 @@ def _feature_columns(schema: ray.data.Schema, label: str, config: DataConfig) ->
     if id_column == label:
         raise DataError("the id column cannot be the label", where="data.id_column")
     types = dict(zip(schema.names, schema.types, strict=True))
-    features = [n for n in names if n not in (label, id_column)]
-    if features and (config.features is not None or config.exclude):
-        features = chosen_features(features, config, names)
+    features = [n for n in names if n not in (label, id_column) and (chosen is None or n in chosen)]
     if not features:
         raise DataError(
             f"no feature columns: the only column(s) are {', '.join(names)} (label and id are not features)",

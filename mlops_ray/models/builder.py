@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from mlops_ray.config import ModelConfig
-from mlops_ray.config.sections import BUILT_IN_MODELS
+from mlops_ray.config.sections import is_builder_name
 from mlops_ray.models.user import build_user_model
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -86,7 +86,7 @@ class ModelSpec:
 
     @property
     def is_builder(self) -> bool:
-        return self.name not in BUILT_IN_MODELS
+        return is_builder_name(self.name)
 
     @classmethod
     def from_config(cls, config: ModelConfig, n_features: int, n_outputs: int) -> ModelSpec:
@@ -134,8 +134,28 @@ class ModelSpec:
 
     @property
     def min_train_batch_rows(self) -> int:
-        """Smallest batch ``train()`` mode accepts: 2 with BatchNorm (see the module docstring), else 1."""
+        """Smallest batch ``train()`` mode accepts: 2 with BatchNorm (see the module docstring), else 1.
+
+        Read from the spec, so for the built-in networks only; ``min_train_rows`` answers for any
+        built network, an own one included.
+        """
         return 2 if self.normalization == "batch" else 1
+
+
+_BATCH_NORMS = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.LazyBatchNorm1d,
+    nn.LazyBatchNorm2d,
+    nn.LazyBatchNorm3d,
+)
+
+
+def min_train_rows(network: nn.Module) -> int:
+    """Smallest batch ``train()`` mode accepts for a built network: 2 if any BatchNorm layer is in it, else 1."""
+    return 2 if any(isinstance(module, _BATCH_NORMS) for module in network.modules()) else 1
 
 
 def build_model(spec: ModelSpec, search_dir: str | None = None, shipped: bool = False) -> nn.Module:

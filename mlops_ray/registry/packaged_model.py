@@ -60,7 +60,8 @@ class PackagedModel(mlflow.pyfunc.PythonModel):
         self.preprocessing = Preprocessing.from_json((bundle / PREPROCESSING_FILE).read_text())
         self.target = Target.from_json((bundle / TARGET_FILE).read_text())
         code = bundle.parent.parent / "code"  # MLflow's copy of a builder network's source (code_paths)
-        self.network = build_model(self.spec, str(code) if code.is_dir() else None, shipped=code.is_dir())
+        shipped = code.is_dir()
+        self.network = build_model(self.spec, str(code) if shipped else None, shipped=shipped)
         self.network.load_state_dict(torch.load(bundle / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.network.eval()
 

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mlops_ray.models import ModelSpec, build_model
+from mlops_ray.models import ModelSpec, build_model, min_train_rows
 from mlops_ray.train.local_checkpoints import LocalCheckpoints
 from mlops_ray.train.optim import apply_optimizer_settings, make_optimizer, make_scheduler
 from mlops_ray.train.precision import Precision
@@ -46,8 +46,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
 def run_loop(cfg: dict[str, Any], session: LoopSession) -> None:
     rank, device = session.rank, session.device
     torch.manual_seed(cfg["seed"])
-    spec = ModelSpec.from_dict(cfg["model_spec"])
-    network = build_model(spec, cfg.get("builder_dir"))
+    network = build_model(ModelSpec.from_dict(cfg["model_spec"]), cfg.get("builder_dir"))
     optimizer = make_optimizer(cfg, network.parameters())
     scheduler = make_scheduler(cfg, optimizer)
     precision = Precision.choose(cfg["precision"], device)
@@ -59,7 +58,7 @@ def run_loop(cfg: dict[str, Any], session: LoopSession) -> None:
         with checkpoint.as_directory() as directory:
             progress = load_checkpoint(Path(directory), network, parts)
         apply_optimizer_settings(cfg, optimizer, scheduler)  # PBT may have changed lr, momentum, weight decay
-    min_rows = max(spec.min_train_batch_rows, _min_rows_of(network))  # BatchNorm cannot train on one row
+    min_rows = min_train_rows(network)  # BatchNorm (built-in or in an own network) cannot train on one row
     objective = _Objective(cfg["task"], cfg.get("target_std", 1.0))
     train_shard = _EpochSource(session.dataset("train"), cfg, device, session.kept_tensors("train"))
     val_shard = _EpochSource(session.dataset("val"), cfg, device, session.kept_tensors("val"))
@@ -256,17 +255,3 @@ class _EpochLogger:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if k != "epoch"]
         self.client.log_batch(self.run_id, metrics=batch)
-
-
-def _min_rows_of(network: nn.Module) -> int:
-    """2 if any BatchNorm layer is in the network (a builder's own included), else 1."""
-    batch_norms = (
-        nn.BatchNorm1d,
-        nn.BatchNorm2d,
-        nn.BatchNorm3d,
-        nn.SyncBatchNorm,
-        nn.LazyBatchNorm1d,
-        nn.LazyBatchNorm2d,
-        nn.LazyBatchNorm3d,
-    )
-    return 2 if any(isinstance(module, batch_norms) for module in network.modules()) else 1

@@ -73,7 +73,8 @@ def train_model(config: Config, data: PreparedData, tracking_uri: str, run_id: s
     storage = storage_uri(train.storage_path)
     name = run_name(run_id)
     workers = train.workers_for(data.row_counts["train"])
-    cfg = loop_config(config, spec, data.target.task, data.target.std, tracking_uri, run_id)
+    builder_dir = search_dir_of(spec.name) if spec.is_builder else None
+    cfg = loop_config(config, spec, data.target.task, data.target.std, tracking_uri, run_id, builder_dir)
     if train.fault_injection is not None:
         marker = Path(storage) / name / f"fault-injected-epoch-{train.fault_injection.epoch}"
         cfg["fault_injection"] = {**train.fault_injection.model_dump(), "marker": str(marker)}
@@ -113,13 +114,22 @@ def local_checkpoints(train: TrainConfig, root: Path) -> LocalCheckpoints:
 
 
 def loop_config(
-    config: Config, spec: ModelSpec, task: str, target_std: float, tracking_uri: str | None, run_id: str | None
+    config: Config,
+    spec: ModelSpec,
+    task: str,
+    target_std: float,
+    tracking_uri: str | None,
+    run_id: str | None,
+    builder_dir: str | None = None,
 ) -> dict[str, Any]:
-    """What the loop reads: the train section, the network, the task; MLflow only when rank 0 should log."""
+    """What the loop reads: the train section, the network, the task; MLflow only when rank 0 should log.
+
+    ``builder_dir``: where the driver found an own network's module, for workers to import it from.
+    """
     return {
         **config.train.model_dump(mode="json", exclude={"fault_injection"}),
         "model_spec": spec.to_dict(),
-        "builder_dir": search_dir_of(spec.name) if spec.is_builder else None,  # where workers import it from
+        "builder_dir": builder_dir,
         "task": task,
         "target_std": target_std,
         "tracking_uri": tracking_uri,

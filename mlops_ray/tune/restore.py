@@ -38,7 +38,7 @@ from ray.tune.experiment import Trial
 from mlops_ray.errors import TrainingError
 from mlops_ray.tune.atomic_storage import PARTIAL_SUFFIX
 
-EXPERIMENT_STATE_PREFIX = "experiment_state-"  # Tune's TuneController.CKPT_FILE_TMPL, one file per driver session
+EXPERIMENT_STATE = "experiment_state"  # Tune's TuneController.CKPT_FILE_TMPL kind, the one JSON state file
 # Every state file Tune writes per driver session: <kind>-<YYYY-MM-DD_HH-MM-SS>.json|pkl
 _STATE_FILE = re.compile(r"^(?P<kind>[\w-]+?)-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.(json|pkl)$")
 
@@ -102,14 +102,14 @@ def check_saved_state(experiment: Path) -> None:
         kind = _STATE_FILE.match(path.name)
         if kind is not None:
             newest[kind["kind"]] = path
-    if EXPERIMENT_STATE_PREFIX.rstrip("-") not in newest:
+    if EXPERIMENT_STATE not in newest:
         raise TrainingError(
             "Tune saved no experiment state for this sweep before its driver stopped",
             where=str(experiment),
             hint="Run without --resume to start a new sweep.",
         )
-    for part in newest.values():
-        if _unreadable(part):
+    for kind, part in newest.items():
+        if _unreadable(part, as_json=kind == EXPERIMENT_STATE):
             raise TrainingError(
                 f"Tune's saved sweep state {part.name} is empty or cut short "
                 "(its driver was killed while writing it), so the sweep cannot be resumed",
@@ -118,11 +118,11 @@ def check_saved_state(experiment: Path) -> None:
             )
 
 
-def _unreadable(part: Path) -> bool:
+def _unreadable(part: Path, as_json: bool) -> bool:
     """Cut short: the experiment state is JSON; the searcher's and callbacks' are pickles, whatever their suffix."""
     content = part.read_bytes()
     try:
-        if part.name.startswith(EXPERIMENT_STATE_PREFIX):
+        if as_json:
             json.loads(content)
         else:
             for _ in pickletools.genops(content):  # walks the opcodes to STOP without running any of them

@@ -38,6 +38,7 @@ from mlops_ray.errors import ConfigError, DataError, SweepInterrupted, TrainingE
 from mlops_ray.evaluate import score_test_split
 from mlops_ray.models import ModelSpec
 from mlops_ray.models.record import TrainResult
+from mlops_ray.models.user import check_builder
 from mlops_ray.registry import RegisteredModel, log_packaged_model, register_model
 from mlops_ray.registry.lineage import version_tags
 from mlops_ray.registry.runs import flatten, log_run_inputs, run_scope, unfinished_run
@@ -53,7 +54,7 @@ from mlops_ray.tags import (
     SWEEP_TRIALS_ARTIFACT,
 )
 from mlops_ray.train.state import WEIGHTS_FILE
-from mlops_ray.train.trainer import check_model, check_selection_metric, selectable_metrics, storage_uri
+from mlops_ray.train.trainer import check_selection_metric, selectable_metrics, storage_uri
 from mlops_ray.tune import strategies, summary
 from mlops_ray.tune.atomic_storage import atomic_local_filesystem
 from mlops_ray.tune.restore import ForgetDeletedCheckpoints, check_saved_state
@@ -89,9 +90,8 @@ def sweep_and_register(
             hint="A resumed sweep must see the same rows; run without --resume to start a new sweep.",
         )
     _check_metric(config, settings, data.task)
-    check_model(config, data)  # the base config's network, and each own network model.name may take
-    for name in sweep_builders(config):
-        check_model(config.model_copy(update={"model": config.model.model_copy(update={"name": name})}), data)
+    for name in sweep_builders(config):  # the config's own network, and each one model.name may take
+        check_builder(name, data.preprocessing.width, data.target.n_outputs, dict(config.model.params))
     workers = config.train.workers_for(data.row_counts["train"])
     if settings.scheduler == "pbt" and workers > 1:
         raise ConfigError(

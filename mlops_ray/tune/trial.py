@@ -19,7 +19,7 @@ import ray.tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from mlops_ray.config import Config, validate_config
-from mlops_ray.config.sections import BUILT_IN_MODELS
+from mlops_ray.config.sections import is_builder_name
 from mlops_ray.models import ModelSpec
 from mlops_ray.models.user import search_dir_of
 from mlops_ray.train.loop import run_loop
@@ -61,8 +61,8 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
 def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
     config = trial_config(setup.base, params)
     spec = ModelSpec.from_config(config.model, setup.input_width, setup.n_outputs)
-    cfg = loop_config(config, spec, setup.task, setup.target_std, tracking_uri=None, run_id=None)
-    cfg["builder_dir"] = cfg["builder_dir"] or setup.builder_dirs.get(config.model.name)  # the driver imported it
+    builder_dir = setup.builder_dirs.get(config.model.name)  # found by the driver, which imported it
+    cfg = loop_config(config, spec, setup.task, setup.target_std, None, None, builder_dir)
     workers = config.train.workers_for(setup.train_rows)
     if workers <= 1:  # local mode and one worker alike: the loop in the trial's own process
         run_loop(cfg, TuneTrialSession(setup.datasets, config.train.use_gpu, setup.data_key))
@@ -106,4 +106,4 @@ def sweep_builders(config: Config) -> list[str]:
     names = [config.model.name]
     if config.tune is not None and "model.name" in config.tune.space:
         names += [str(value) for value in config.tune.space["model.name"].candidates()]
-    return sorted({name for name in names if name not in BUILT_IN_MODELS})
+    return sorted({name for name in names if is_builder_name(name)})
